@@ -1,0 +1,140 @@
+"""``ganrt-export``: train and export models (the torch side; needs the ``export`` extra)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ganrt.errors import GanrtError
+
+_EXTRA_HINT = "ganrt-export needs torch and onnx: pip install torch==2.13.0 && pip install 'ganrt[export]'"
+
+
+def _require_torch() -> None:
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException(f"{exc.name or 'torch'} is not installed. {_EXTRA_HINT}") from None
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+@click.group()
+def cli() -> None:
+    """Train DCGAN / cGAN generators and the sample classifier, and export them to ONNX."""
+    _require_torch()
+
+
+_data_options = [
+    click.option("--dataset", type=click.Choice(["fashion-mnist", "idx", "digits"]), default="fashion-mnist", show_default=True),
+    click.option("--data-dir", default="", help="Folder of MNIST-family IDX files (default: Debian's Fashion-MNIST)."),
+    click.option("--limit", type=click.IntRange(min=0), default=0, help="Use only the first N training images (0 = all)."),
+    click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints and sample grids go here."),
+    click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint."),
+    click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads."),
+    click.option("--progress/--no-progress", default=True, show_default=True),
+]
+
+
+def data_options(fn):
+    for option in reversed(_data_options):
+        fn = option(fn)
+    return fn
+
+
+@cli.group()
+def train() -> None:
+    """Train a model; a checkpoint is written every epoch (resumable with --resume)."""
+
+
+@train.command("gan")
+@data_options
+@click.option("--conditional/--unconditional", default=True, show_default=True, help="cGAN (label input) or DCGAN.")
+@click.option("--image-size", type=click.Choice(["32", "64"]), default="32", show_default=True)
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
+@click.option("--nz", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--ngf", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--embed-dim", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--g-leaky", is_flag=True, help="LeakyReLU in the generator.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--beta1", type=float, default=0.5, show_default=True)
+@click.option("--beta2", type=float, default=0.999, show_default=True)
+@click.option("--k", "k", type=click.IntRange(min=1), default=1, show_default=True, help="D steps per G step.")
+@click.option("--prior", type=click.Choice(["normal", "sphere", "uniform"]), default="normal", show_default=True)
+@click.option("--vbn", is_flag=True, help="Virtual batch normalisation in G.")
+@click.option("--ref-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threads, progress, conditional, image_size,
+                  channels, nz, ngf, ndf, embed_dim, g_leaky, batch_size, lr, beta1, beta2, k, prior, vbn, ref_batch_size):
+    """Train a DCGAN (--unconditional) or conditional GAN."""
+    from .config import GANConfig, TrainConfig
+    from .train import train_gan
+
+    _threads(threads)
+    cfg = GANConfig(image_size=int(image_size), channels=int(channels), nz=nz, ngf=ngf, ndf=ndf,
+                    num_classes=10 if conditional else 0, embed_dim=embed_dim, g_leaky=g_leaky)
+    tcfg = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1,
+                       beta2=beta2, k=k, prior=prior, vbn=vbn, ref_batch_size=ref_batch_size, limit=limit, seed=seed)
+    path = train_gan(cfg, tcfg, run_dir, resume=resume, progress=progress)
+    click.echo(f"checkpoint: {path}")
+
+
+@train.command("classifier")
+@data_options
+@click.option("--width", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threads, progress, width, batch_size, lr):
+    """Train the sample classifier (judges generated images; >= 90% test accuracy on Fashion-MNIST)."""
+    from .config import ClassifierConfig, TrainConfig
+    from .train import train_classifier
+
+    _threads(threads)
+    path = train_classifier(
+        ClassifierConfig(width=width),
+        TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=0.9, limit=limit, seed=seed),
+        run_dir, resume=resume, progress=progress,
+    )
+    click.echo(f"checkpoint: {path}")
+
+
+@cli.command("export")
+@click.argument("checkpoint", type=click.Path())
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Model name stored in the file (e.g. fashion-cgan).")
+@click.option("--description", default="", help="One line stored in the file's metadata.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def export_cmd(checkpoint, output, name, description, overwrite):
+    """Export CHECKPOINT (a file or run folder) to OUTPUT.onnx, after a parity check against torch."""
+    from .onnx import export_checkpoint
+
+    report = export_checkpoint(checkpoint, output, name=name, description=description, overwrite=overwrite)
+    click.echo(f"wrote {output}: parity max abs diff {report['max_abs_diff']:.2e} at batch sizes {report['batch_sizes']}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except GanrtError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

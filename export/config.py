@@ -1,0 +1,87 @@
+"""Frozen configs for every model kind and for training; each is saved inside its checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ganrt.latent import PRIORS
+
+
+def _from_dict(cls, raw: dict[str, Any]):
+    """Rebuild a config from a checkpoint's dict, ignoring keys that a newer version removed."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """DCGAN (Radford et al. 2015) generator/discriminator pair; conditional when num_classes > 0."""
+
+    image_size: int = 32  # 32 or 64
+    channels: int = 1  # 1 (grayscale) or 3 (RGB)
+    nz: int = 100  # latent size
+    ngf: int = 64  # generator width: channels of the last hidden layer
+    ndf: int = 64  # discriminator width: channels of the first layer
+    num_classes: int = 0  # 0: unconditional; else the label is a second input of G and D
+    embed_dim: int = 32  # size of G's learned label embedding, concatenated to z
+    g_leaky: bool = False  # LeakyReLU(0.2) instead of ReLU in G (one of the GAN-hacks tips)
+
+    def __post_init__(self) -> None:
+        if self.image_size not in (32, 64):
+            raise ValueError(f"image_size must be 32 or 64, got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        for name in ("nz", "ngf", "ndf", "embed_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.num_classes < 0 or self.num_classes == 1:
+            raise ValueError(f"num_classes must be 0 (unconditional) or >= 2, got {self.num_classes}")
+
+    to_dict = asdict
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """A small CNN that judges samples; its penultimate layer is a feature space for metrics."""
+
+    image_size: int = 32
+    channels: int = 1
+    num_classes: int = 10
+    width: int = 32  # channels of the first block; doubled per block
+    feature_dim: int = 128
+
+    to_dict = asdict
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The classic GAN recipe; defaults are the DCGAN paper's (Adam 2e-4, beta1 0.5, batch 128)."""
+
+    dataset: str = "fashion-mnist"  # fashion-mnist | digits | idx (with data_dir)
+    data_dir: str = ""  # a folder of MNIST-family IDX files; "" = where Debian installs them
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    k: int = 1  # discriminator steps per generator step
+    prior: str = "normal"  # latent prior: normal | sphere | uniform
+    vbn: bool = False  # virtual batch normalisation in G (reference batch fixed before training)
+    ref_batch_size: int = 64
+    limit: int = 0  # use only the first `limit` training images (0 = all): tiny test runs
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        for name in ("epochs", "batch_size", "k", "ref_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    to_dict = asdict
+    from_dict = classmethod(_from_dict)

@@ -1,0 +1,116 @@
+"""DCGAN and conditional GAN networks, and the classifier that judges their samples."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ClassifierConfig, GANConfig
+
+
+def _n_up(image_size: int) -> int:
+    return int(math.log2(image_size)) - 2  # 4x4 -> image_size by stride-2 steps
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN paper init: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02), beta 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z (N, nz) [+ label (N,) int64] -> image (N, C, S, S) in [-1, 1].
+
+    Fractionally-strided (transposed) convolutions, BatchNorm and ReLU (or LeakyReLU), Tanh out.
+    Conditional (Mirza & Osindero 2014): a learned label embedding is concatenated to z.
+    """
+
+    def __init__(self, cfg: GANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        act = (lambda: nn.LeakyReLU(0.2, inplace=True)) if cfg.g_leaky else (lambda: nn.ReLU(inplace=True))
+        self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim) if cfg.num_classes else None
+        in_dim = cfg.nz + (cfg.embed_dim if cfg.num_classes else 0)
+        ch = cfg.ngf * 2 ** (_n_up(cfg.image_size) - 1)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), act()]
+        while ch > cfg.ngf:  # 4x4 -> S/2 x S/2, halving channels
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), act()]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, cfg.channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(label)], dim=1)  # (N, nz + embed_dim)
+        return self.net(z[:, :, None, None])  # (N, C, S, S)
+
+
+class Discriminator(nn.Module):
+    """image (N, C, S, S) [+ label (N,)] -> logit (N,).
+
+    Strided convolutions instead of pooling, LeakyReLU(0.2), BatchNorm on all but the first layer,
+    no fully connected hidden layer. Conditional: one-hot label planes join the image channels.
+    """
+
+    def __init__(self, cfg: GANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.ndf
+        layers: list[nn.Module] = [
+            nn.Conv2d(cfg.channels + cfg.num_classes, ch, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for _ in range(_n_up(cfg.image_size) - 1):  # S/2 -> 4x4, doubling channels
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, inplace=True)]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # 4x4 -> 1x1 logit
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cfg.num_classes:
+            n, _, h, w = x.shape
+            planes = nn.functional.one_hot(label, self.cfg.num_classes).to(x.dtype)  # (N, K)
+            x = torch.cat([x, planes[:, :, None, None].expand(n, -1, h, w)], dim=1)  # (N, C+K, S, S)
+        return self.net(x).view(-1)
+
+
+class Classifier(nn.Module):
+    """uint8 images (N, S, S, C) -> (logits (N, K), features (N, F)).
+
+    Takes the runtime's own image format, so the scaling to [-1, 1] and the NHWC -> NCHW transpose
+    live in the exported graph and every caller feeds it images as they are.
+    """
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+
+        def block(cin: int, cout: int, n: int) -> list[nn.Module]:
+            out: list[nn.Module] = []
+            for i in range(n):
+                out += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            return out + [nn.MaxPool2d(2)]
+
+        self.body = nn.Sequential(*block(cfg.channels, w, 2), *block(w, 2 * w, 2), *block(2 * w, 4 * w, 1))
+        side = cfg.image_size // 8
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * side * side, cfg.feature_dim), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(cfg.feature_dim, cfg.num_classes))
+
+    def forward_float(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, C, S, S) float in [-1, 1] (the training path)."""
+        f = self.features(self.body(x))  # (N, F)
+        return self.head(f), f
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = images.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (N, C, S, S)
+        return self.forward_float(x)

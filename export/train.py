@@ -1,0 +1,349 @@
+"""Training: the classic GAN recipe (DCGAN / cGAN) and the sample classifier, with resumable checkpoints.
+
+The recipe (Radford et al. 2015; Salimans et al. 2016; the GAN-hacks tips):
+- Adam, lr 2e-4, betas (0.5, 0.999);
+- each discriminator step sees the real minibatch and the generated minibatch in two separate
+  forward passes (separate BatchNorm statistics), their gradients summed into one update;
+- ``k`` discriminator steps per generator step; non-saturating generator loss;
+- optional virtual batch normalisation: a reference batch R, fixed before training, is run with
+  every batch X so that G's BatchNorm layers normalise X with the statistics of R u X.
+
+Determinism: weights come from ``seed``; epoch e shuffles with a generator seeded by (seed, e);
+latents are drawn by ``ganrt.latent`` from a global draw counter. So a run resumed from any
+epoch's checkpoint ends with the same weights as one that was never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganrt.errors import GanrtError
+from ganrt.images import save_grid
+from ganrt.latent import sample_latents
+
+from .config import ClassifierConfig, GANConfig, TrainConfig
+from .data import Dataset, load_dataset
+from .models import Classifier, Discriminator, Generator
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "ganrt-checkpoint-1"
+_AUX_SEED_OFFSET = 1 << 32  # latents for the grid, the VBN reference batch and BN calibration
+_GRID_INDEX, _REF_INDEX, _CALIB_INDEX = 0, 1 << 20, 1 << 21
+
+
+class CheckpointError(GanrtError, ValueError):
+    """A checkpoint is missing, truncated, corrupt, or of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    kind: str  # "gan" | "classifier"
+    model_config: GANConfig | ClassifierConfig
+    train_config: TrainConfig
+    epoch: int  # completed epochs
+    state: dict[str, Any]  # "G", "D", "opt_g", "opt_d" | "model", "opt"
+    history: list[dict[str, float]]
+    class_names: tuple[str, ...]
+    data: str
+    train_seconds: float
+    path: Path
+
+
+def save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
+    """Atomic: a killed run leaves the previous checkpoint, never half of a new one."""
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(ck, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint with ``weights_only=True`` (no code runs on load) and validate it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files; all mean the same here
+        why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {why}") from None
+    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a ganrt checkpoint (expected format {CHECKPOINT_FORMAT})")
+    try:
+        kind = raw["kind"]
+        cfg_cls = GANConfig if kind == "gan" else ClassifierConfig
+        return Checkpoint(
+            kind=kind,
+            model_config=cfg_cls.from_dict(raw["model_config"]),
+            train_config=TrainConfig.from_dict(raw["train_config"]),
+            epoch=int(raw["epoch"]),
+            state=raw["state"],
+            history=list(raw["history"]),
+            class_names=tuple(raw["class_names"]),
+            data=str(raw["data"]),
+            train_seconds=float(raw["train_seconds"]),
+            path=path,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: checkpoint is missing or has a bad field ({exc})") from None
+
+
+def _ck_dict(kind, model_cfg, tcfg, epoch, state, history, data: Dataset, seconds) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "kind": kind,
+        "model_config": model_cfg.to_dict(),
+        "train_config": tcfg.to_dict(),
+        "epoch": epoch,
+        "state": state,
+        "history": history,
+        "class_names": list(data.class_names),
+        "data": data.description,
+        "train_seconds": seconds,
+    }
+
+
+def _to_float(images_u8: torch.Tensor) -> torch.Tensor:
+    return images_u8.to(torch.float32) / 127.5 - 1.0  # uint8 [0, 255] -> [-1, 1]
+
+
+def _latents(tcfg: TrainConfig, nz: int, start: int, n: int, *, aux: bool = False) -> torch.Tensor:
+    seed = tcfg.seed + (_AUX_SEED_OFFSET if aux else 0)
+    return torch.from_numpy(sample_latents(seed, np.arange(start, start + n), nz, prior=tcfg.prior))
+
+
+def _aux_labels(cfg: GANConfig, n: int) -> torch.Tensor | None:
+    return torch.arange(n) % cfg.num_classes if cfg.num_classes else None
+
+
+def _resume_or_none(run_dir: Path, resume: bool, kind: str) -> Checkpoint | None:
+    path = run_dir / CHECKPOINT_NAME
+    if not resume:
+        if path.exists():
+            raise CheckpointError(f"{run_dir} already holds a checkpoint; pass --resume to continue it or choose another --run-dir")
+        return None
+    ck = load_checkpoint(path)
+    if ck.kind != kind:
+        raise CheckpointError(f"{path} is a {ck.kind} checkpoint, not a {kind} one")
+    return ck
+
+
+def recalibrate_batchnorm(G: Generator, tcfg: TrainConfig, *, batches: int = 16, batch_size: int = 256) -> None:
+    """Set G's BatchNorm running statistics to exact population values for inference.
+
+    With VBN they are the reference batch's statistics (R u {x} for one image x is R, in the limit);
+    otherwise a cumulative average over ``batches`` batches from the prior. Training runs BN in
+    batch mode and never reads these buffers, so overwriting them does not change training.
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    was_training = G.training
+    G.train()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    nz = G.cfg.nz
+    with torch.no_grad():
+        if tcfg.vbn:
+            G(_latents(tcfg, nz, _REF_INDEX, tcfg.ref_batch_size, aux=True), _aux_labels(G.cfg, tcfg.ref_batch_size))
+        else:
+            for b in range(batches):
+                G(_latents(tcfg, nz, _CALIB_INDEX + b * batch_size, batch_size, aux=True), _aux_labels(G.cfg, batch_size))
+    for m in bns:
+        m.momentum = 0.1
+    G.train(was_training)
+
+
+def sample_grid(G: Generator, tcfg: TrainConfig, n: int = 100) -> np.ndarray:
+    """Fixed latents (and labels cycling over classes): (n, S, S, C) uint8 for the per-epoch grid."""
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        x = G(_latents(tcfg, G.cfg.nz, _GRID_INDEX, n, aux=True), _aux_labels(G.cfg, n))
+    G.train(was_training)
+    return ((x.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, dynamic_ncols=True, leave=True)
+
+
+def train_gan(
+    cfg: GANConfig,
+    tcfg: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) a DCGAN / cGAN in ``run_dir``; returns the checkpoint's path."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ck = _resume_or_none(run_dir, resume, "gan")
+    if ck is not None:  # the stored settings win; only the number of epochs may grow
+        cfg, tcfg = ck.model_config, TrainConfig.from_dict({**ck.train_config.to_dict(), "epochs": tcfg.epochs})
+    data = load_dataset(tcfg.dataset, data_dir=tcfg.data_dir, image_size=cfg.image_size, channels=cfg.channels, limit=tcfg.limit)
+    if cfg.num_classes and cfg.num_classes != len(data.class_names):
+        raise CheckpointError(f"model has {cfg.num_classes} classes but {data.description} has {len(data.class_names)}")
+    torch.manual_seed(tcfg.seed)
+    G, D = Generator(cfg), Discriminator(cfg)
+    opt_g = torch.optim.Adam(G.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
+    start, history, seconds = 0, [], 0.0
+    if ck is not None:
+        G.load_state_dict(ck.state["G"])
+        D.load_state_dict(ck.state["D"])
+        opt_g.load_state_dict(ck.state["opt_g"])
+        opt_d.load_state_dict(ck.state["opt_d"])
+        start, history, seconds = ck.epoch, ck.history, ck.train_seconds
+
+    bs, k, n = tcfg.batch_size, tcfg.k, len(data.labels)
+    iters = (n // bs) // k  # each iteration: k D steps (k real minibatches) + 1 G step
+    if iters < 1:
+        raise CheckpointError(f"{n} training images are fewer than batch_size*k = {bs * k}")
+    ones, zeros = torch.ones(bs), torch.zeros(bs)
+    bce = nn.BCEWithLogitsLoss()
+    if tcfg.vbn:
+        ref_z = _latents(tcfg, cfg.nz, _REF_INDEX, tcfg.ref_batch_size, aux=True)  # R, fixed
+        ref_y = _aux_labels(cfg, tcfg.ref_batch_size)
+
+    def generate(z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if not tcfg.vbn:
+            return G(z, y)
+        y_all = None if y is None else torch.cat([ref_y, y])
+        return G(torch.cat([ref_z, z]), y_all)[len(ref_z) :]  # BN statistics of R u X
+
+    G.train()
+    D.train()
+    for epoch in range(start, tcfg.epochs):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen)
+        sums = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        bar = _progress(iters, f"epoch {epoch + 1}/{tcfg.epochs}", progress)
+        for it in range(iters):
+            for j in range(k):
+                step = it * k + j
+                idx = perm[step * bs : (step + 1) * bs]
+                real, y_real = _to_float(data.images[idx]), data.labels[idx]
+                draw = (epoch * iters * k + step) * bs
+                z = _latents(tcfg, cfg.nz, draw, bs)
+                y_fake = torch.randint(cfg.num_classes, (bs,), generator=gen) if cfg.num_classes else None
+                fake = generate(z, y_fake)
+                opt_d.zero_grad(set_to_none=True)
+                out_real = D(real, y_real if cfg.num_classes else None)  # real batch: its own BN statistics
+                loss_real = bce(out_real, ones)
+                loss_real.backward()
+                out_fake = D(fake.detach(), y_fake)  # generated batch: a separate pass
+                loss_fake = bce(out_fake, zeros)
+                loss_fake.backward()  # gradients of both passes accumulate into one update
+                opt_d.step()
+            opt_g.zero_grad(set_to_none=True)
+            loss_g = bce(D(fake, y_fake), ones)  # non-saturating loss on the last D step's batch
+            loss_g.backward()
+            opt_g.step()
+            loss_d = loss_real.item() + loss_fake.item()
+            sums["loss_d"] += loss_d
+            sums["loss_g"] += loss_g.item()
+            sums["d_real"] += torch.sigmoid(out_real.detach()).mean().item()
+            sums["d_fake"] += torch.sigmoid(out_fake.detach()).mean().item()
+            bar.update(1)
+            if it % 10 == 0:
+                bar.set_postfix(loss_d=f"{loss_d:.3f}", loss_g=f"{loss_g.item():.3f}")
+        bar.close()
+        recalibrate_batchnorm(G, tcfg)
+        seconds += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, **{key: v / iters for key, v in sums.items()}, "seconds": seconds})
+        save_grid(run_dir / f"samples-epoch{epoch + 1:03d}.png", sample_grid(G, tcfg), nrow=10)
+        state = {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
+        save_checkpoint(run_dir / CHECKPOINT_NAME, _ck_dict("gan", cfg, tcfg, epoch + 1, state, history, data, seconds))
+    return run_dir / CHECKPOINT_NAME
+
+
+def evaluate_classifier(model: Classifier, data: Dataset, *, batch_size: int = 1000) -> float:
+    """Top-1 accuracy on ``data``."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(data.labels), batch_size):
+            logits, _ = model.forward_float(_to_float(data.images[i : i + batch_size]))
+            correct += int((logits.argmax(1) == data.labels[i : i + batch_size]).sum())
+    return correct / len(data.labels)
+
+
+def train_classifier(
+    cfg: ClassifierConfig,
+    tcfg: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) the sample classifier: Adam with a cosine schedule, random flips."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ck = _resume_or_none(run_dir, resume, "classifier")
+    if ck is not None:
+        cfg, tcfg = ck.model_config, TrainConfig.from_dict({**ck.train_config.to_dict(), "epochs": tcfg.epochs})
+    kw = dict(data_dir=tcfg.data_dir, image_size=cfg.image_size, channels=cfg.channels)
+    train = load_dataset(tcfg.dataset, split="train", limit=tcfg.limit, **kw)
+    test = load_dataset(tcfg.dataset, split="test", **kw)
+    torch.manual_seed(tcfg.seed)
+    model = Classifier(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
+    start, history, seconds = 0, [], 0.0
+    if ck is not None:
+        model.load_state_dict(ck.state["model"])
+        opt.load_state_dict(ck.state["opt"])
+        start, history, seconds = ck.epoch, ck.history, ck.train_seconds
+    bs, n = tcfg.batch_size, len(train.labels)
+    iters = max(n // bs, 1)
+    for epoch in range(start, tcfg.epochs):
+        t0 = time.perf_counter()
+        torch.manual_seed(tcfg.seed * 1_000_003 + epoch)  # dropout
+        gen = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + epoch)
+        for group in opt.param_groups:  # cosine schedule, a function of the epoch alone
+            group["lr"] = tcfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / tcfg.epochs))
+        perm = torch.randperm(n, generator=gen)
+        model.train()
+        total = 0.0
+        bar = _progress(iters, f"epoch {epoch + 1}/{tcfg.epochs}", progress)
+        for it in range(iters):
+            idx = perm[it * bs : (it + 1) * bs]
+            x = _to_float(train.images[idx])
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            logits, _ = model.forward_float(x)
+            loss = nn.functional.cross_entropy(logits, train.labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            bar.update(1)
+            if it % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.close()
+        acc = evaluate_classifier(model, test)
+        seconds += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "loss": total / iters, "test_accuracy": acc, "seconds": seconds})
+        if progress:
+            print(f"epoch {epoch + 1}: test accuracy {acc:.4f}", flush=True)
+        state = {"model": model.state_dict(), "opt": opt.state_dict()}
+        save_checkpoint(run_dir / CHECKPOINT_NAME, _ck_dict("classifier", cfg, tcfg, epoch + 1, state, history, train, seconds))
+    return run_dir / CHECKPOINT_NAME

@@ -1,0 +1,106 @@
+"""Image writing: grids, PNG files, npz shards, animated GIFs. Every file is written atomically.
+
+A file appears under its final name only when it is complete (temporary name in the same folder,
+then ``os.replace``), so an interrupted run never leaves a truncated image behind.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OutputError
+
+
+def make_grid(images: np.ndarray, *, nrow: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Tile (N, H, W, C) uint8 images into one (rows*(H+p)+p, nrow*(W+p)+p, C) image; nrow ~ sqrt(N)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"make_grid needs (N, H, W, C) images with N >= 1, got shape {images.shape}")
+    n, h, w, c = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y : y + h, x : x + w] = images[i]
+    return grid
+
+
+def to_pil(image: np.ndarray):
+    """(H, W, 1|3) uint8 -> a Pillow image (mode L or RGB)."""
+    from PIL import Image
+
+    image = np.asarray(image, dtype=np.uint8)
+    return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_png(image: np.ndarray, *, compress_level: int = 6, text: dict[str, str] | None = None) -> bytes:
+    from PIL import PngImagePlugin
+
+    info = None
+    if text:
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG", compress_level=compress_level, pnginfo=info)
+    return buf.getvalue()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray, *, text: dict[str, str] | None = None) -> None:
+    atomic_write(path, encode_png(image, text=text))
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, *, nrow: int | None = None) -> None:
+    """Write a grid of (N, H, W, C) images as PNG (or GIF/JPEG by the file's extension)."""
+    path = Path(path)
+    fmt = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"grid file {path} must end in .png, .gif or .jpg")
+    buf = io.BytesIO()
+    to_pil(make_grid(images, nrow=nrow)).save(buf, format=fmt)
+    atomic_write(path, buf.getvalue())
+
+
+def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, duration_ms: int = 80) -> None:
+    """An animated, looping GIF from (H, W, C) uint8 frames."""
+    if not frames:
+        raise ValueError("save_gif needs at least one frame")
+    pil = [to_pil(f) for f in frames]
+    buf = io.BytesIO()
+    pil[0].save(buf, format="GIF", save_all=True, append_images=pil[1:], duration=duration_ms, loop=0)
+    atomic_write(path, buf.getvalue())
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """An uncompressed npz shard (loads with ``np.load``); uint8 images compress poorly anyway."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue())

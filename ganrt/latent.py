@@ -1,0 +1,155 @@
+"""Latent priors, the truncation trick and latent-space arithmetic, in numpy.
+
+Seeding by index: the latent of image ``i`` is a pure function of ``(seed, i)``. Random bits come
+from a counter-based hash (splitmix64's finaliser) of seed, index, round and component, so any
+subset of indices can be drawn in any order, in one vectorised call, with no generator state to
+carry: batching, threads, resuming and splitting a run across machines cannot change an image.
+Training (``export/``) draws its latents with this same module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import ParameterError
+
+PRIORS = ("normal", "sphere", "uniform")
+
+_M64 = (1 << 64) - 1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+_INDEX_SALT = np.uint64(0xD1B54A32D192ED03)
+# After this many rejection rounds the few components still outside [-t, t] are drawn uniformly
+# in [-t, t]: the limit of a normal truncated that tightly, and a bound on the work.
+_MAX_ROUNDS = 64
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective avalanche on uint64 (wraps modulo 2**64)."""
+    x = (x ^ (x >> np.uint64(30))) * _MUL1
+    x = (x ^ (x >> np.uint64(27))) * _MUL2
+    return x ^ (x >> np.uint64(31))
+
+
+def _keys(seed: int, indices: np.ndarray) -> np.ndarray:
+    """One uint64 key per index, (N,), from any Python int seed (negative and huge ones too)."""
+    s = _mix64(np.array([int(seed) & _M64], dtype=np.uint64))
+    return _mix64(s ^ (indices.astype(np.uint64) * _INDEX_SALT))
+
+
+def _uniform53(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
+    """Uniform float64 in (0, 1) from (key, counter); keys (N, 1), counters (N, M) or (M,)."""
+    bits = _mix64(keys + (counters.astype(np.uint64) + np.uint64(1)) * _GOLDEN)
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
+
+
+def _draw(keys: np.ndarray, counters: np.ndarray, base: str) -> np.ndarray:
+    """Draw ``normal`` (Box-Muller over counters 2c, 2c+1) or ``uniform`` in [-1, 1)."""
+    c2 = counters.astype(np.uint64) * np.uint64(2)
+    u1 = _uniform53(keys, c2)
+    if base == "uniform":
+        return 2.0 * u1 - 1.0
+    u2 = _uniform53(keys, c2 + np.uint64(1))
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def check_truncation(truncation: float | None) -> float | None:
+    if truncation is None:
+        return None
+    t = float(truncation)
+    if not np.isfinite(t) or t <= 0:
+        raise ParameterError(f"truncation must be a positive number (e.g. 0.7), got {truncation!r}")
+    return t
+
+
+def sample_latents(
+    seed: int,
+    indices: np.ndarray | Sequence[int],
+    nz: int,
+    *,
+    prior: str = "normal",
+    truncation: float | None = None,
+) -> np.ndarray:
+    """Latents for image ``indices`` of run ``seed``: (N, nz) float32.
+
+    Priors: ``normal`` N(0, I); ``sphere`` uniform on the sphere of radius sqrt(nz) (a normal
+    draw, normalised); ``uniform`` U[-1, 1) per component. The truncation trick resamples every
+    component whose magnitude exceeds ``truncation`` (for ``sphere``, before normalising).
+    """
+    if prior not in PRIORS:
+        raise ParameterError(f"unknown latent prior {prior!r}; expected one of {', '.join(PRIORS)}")
+    t = check_truncation(truncation)
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if idx.size and idx.min() < 0:
+        raise ParameterError("image indices must be >= 0")
+    base = "uniform" if prior == "uniform" else "normal"
+    keys = _keys(seed, idx)[:, None]  # (N, 1)
+    comp = np.arange(nz, dtype=np.uint64)  # (nz,)
+    z = _draw(keys, comp, base)  # (N, nz) float64
+    if t is not None:
+        for rnd in range(1, _MAX_ROUNDS + 1):
+            rows, cols = np.nonzero(np.abs(z) > t)
+            if rows.size == 0:
+                break
+            ctr = np.uint64(rnd * nz) + cols.astype(np.uint64)
+            k = keys[rows, 0]
+            if rnd < _MAX_ROUNDS:
+                z[rows, cols] = _draw(k, ctr, base)
+            else:
+                z[rows, cols] = t * _draw(k, ctr, "uniform")
+    if prior == "sphere":
+        z *= np.sqrt(nz) / np.linalg.norm(z, axis=1, keepdims=True)
+    return z.astype(np.float32)
+
+
+def project(z: np.ndarray, prior: str) -> np.ndarray:
+    """Bring latents computed by arithmetic back onto the prior's support (the sphere's radius)."""
+    z = np.asarray(z, dtype=np.float32)
+    if prior == "sphere":
+        norm = np.linalg.norm(z, axis=-1, keepdims=True)
+        z = z * (np.sqrt(z.shape[-1]) / np.maximum(norm, 1e-12))
+    return z.astype(np.float32)
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Linear interpolation; a, b (nz,), t scalar or (T,) -> (nz,) or (T, nz)."""
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    return ((1.0 - t) * a + t * b).astype(np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Spherical interpolation (keeps the norm profile of Gaussian latents); shapes as in lerp."""
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    cos = np.dot(a64, b64) / max(np.linalg.norm(a64) * np.linalg.norm(b64), 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:  # (anti)parallel within rounding: the arc is a line
+        return lerp(a, b, t[..., 0])
+    s = np.sin(omega)
+    return (np.sin((1.0 - t) * omega) / s * a64 + np.sin(t * omega) / s * b64).astype(np.float32)
+
+
+def interpolate(a: np.ndarray, b: np.ndarray, steps: int, *, method: str = "slerp") -> np.ndarray:
+    """``steps`` latents from a to b inclusive: (steps, nz)."""
+    if steps < 2:
+        raise ParameterError(f"interpolation needs at least 2 steps, got {steps}")
+    if method not in ("slerp", "lerp"):
+        raise ParameterError(f"unknown interpolation method {method!r}; expected slerp or lerp")
+    t = np.linspace(0.0, 1.0, steps)
+    return (slerp if method == "slerp" else lerp)(a, b, t)
+
+
+def mean_latent(z: np.ndarray) -> np.ndarray:
+    """Mean of a group of latents (N, nz) -> (nz,): the DCGAN paper averages 3 per concept."""
+    z = np.asarray(z, dtype=np.float32)
+    if z.ndim != 2 or len(z) == 0:
+        raise ParameterError("mean_latent needs a non-empty (N, nz) array")
+    return z.mean(axis=0)
+
+
+def arithmetic(a: np.ndarray, b: np.ndarray, c: np.ndarray, *, prior: str = "normal") -> np.ndarray:
+    """DCGAN vector arithmetic ``a - b + c`` on (group-mean) latents, projected back onto the prior."""
+    return project(np.asarray(a) - np.asarray(b) + np.asarray(c), prior)

@@ -1,0 +1,120 @@
+"""The model-file schema: what ganrt stores in an ONNX file's metadata and how it is read back.
+
+This module is the contract between the torch side (``export/`` writes it) and the runtime (which
+reads and validates it). The settings live under one metadata key as JSON, with a schema version so
+that older files keep loading when fields are added.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ModelFormatError
+from .latent import PRIORS
+
+METADATA_KEY = "ganrt"
+SCHEMA_VERSION = 1
+KINDS = ("generator", "classifier")
+MAX_METADATA_BYTES = 1 << 20  # 1 MiB: settings, not payloads
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Settings of a ganrt model file; ``image_shape`` is (H, W, C) of the images it makes or reads."""
+
+    kind: str
+    name: str
+    image_shape: tuple[int, int, int]
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    nz: int = 0
+    prior: str = "normal"
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+    description: str = ""
+    training_data: str = ""
+    ganrt_version: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def conditional(self) -> bool:
+        return self.kind == "generator" and self.num_classes > 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "model") -> "ModelInfo":
+        def bad(why: str) -> ModelFormatError:
+            return ModelFormatError(f"{source}: invalid ganrt metadata: {why}")
+
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES:
+            raise bad(f"over {MAX_METADATA_BYTES} bytes")
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise bad(f"not JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise bad("expected a JSON object")
+        version = raw.get("schema_version")
+        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+            raise bad(f"schema_version {version!r} is not supported (this ganrt reads 1..{SCHEMA_VERSION})")
+        known = set(cls.__dataclass_fields__)
+        raw = {k: v for k, v in raw.items() if k in known}  # newer optional fields are ignored
+        try:
+            info = cls(
+                kind=_str(raw, "kind"),
+                name=_str(raw, "name"),
+                image_shape=tuple(_ints(raw, "image_shape", 3)),
+                value_range=tuple(float(v) for v in raw.get("value_range", (-1.0, 1.0))),
+                nz=int(raw.get("nz", 0)),
+                prior=str(raw.get("prior", "normal")),
+                num_classes=int(raw.get("num_classes", 0)),
+                class_names=tuple(str(c) for c in raw.get("class_names", ())),
+                description=str(raw.get("description", "")),
+                training_data=str(raw.get("training_data", "")),
+                ganrt_version=str(raw.get("ganrt_version", "")),
+                training=dict(raw.get("training", {})),
+                schema_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad(str(exc)) from None
+        info.validate(source=source)
+        return info
+
+    def validate(self, *, source: str = "model") -> None:
+        def bad(why: str) -> ModelFormatError:
+            return ModelFormatError(f"{source}: invalid ganrt metadata: {why}")
+
+        if self.kind not in KINDS:
+            raise bad(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        h, w, c = self.image_shape
+        if min(h, w) < 1 or c not in (1, 3):
+            raise bad(f"image_shape {self.image_shape} must be (H>=1, W>=1, C in 1 or 3)")
+        if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
+            raise bad(f"value_range {self.value_range} must be (low, high) with low < high")
+        if self.num_classes < 0 or (self.class_names and len(self.class_names) != self.num_classes):
+            raise bad(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if self.kind == "generator":
+            if self.nz < 1:
+                raise bad(f"nz must be >= 1, got {self.nz}")
+            if self.prior not in PRIORS:
+                raise bad(f"prior {self.prior!r} is not one of {', '.join(PRIORS)}")
+        if self.kind == "classifier" and self.num_classes < 2:
+            raise bad("a classifier needs num_classes >= 2")
+
+
+def _str(raw: dict, key: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string")
+    return value
+
+
+def _ints(raw: dict, key: str, length: int) -> list[int]:
+    value = raw[key]
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        raise ValueError(f"{key} must be a list of {length} integers")
+    return [int(v) for v in value]
