@@ -1,0 +1,80 @@
+"""ganrt: sample GAN generators exported from PyTorch to ONNX, with numpy + onnxruntime (no torch).
+
+    >>> import ganrt
+    >>> g = ganrt.load("fashion-cgan")
+    >>> images = g.sample(16, labels="Sneaker", seed=1)   # (16, 32, 32, 1) uint8
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .classifier import Classifier
+from .errors import (
+    DeviceError,
+    GanrtError,
+    LabelError,
+    MissingDependencyError,
+    ModelFormatError,
+    ModelKindError,
+    ModelNotFoundError,
+    OutputError,
+    ParameterError,
+)
+from .generator import Batch, Generator
+from .metadata import ModelInfo
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = "fashion-cgan"
+_CLASSES = {"generator": Generator, "classifier": Classifier}
+
+__all__ = [
+    "__version__", "load", "available_models", "resolve_model", "Generator", "Classifier", "Batch", "ModelInfo",
+    "GanrtError", "MissingDependencyError", "ModelNotFoundError", "ModelFormatError", "ModelKindError",
+    "DeviceError", "LabelError", "ParameterError", "OutputError", "DEFAULT_MODEL",
+]
+
+
+def available_models() -> dict[str, Path]:
+    """The bundled models, name -> file."""
+    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.onnx"))}
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """A bundled model's name, or a path to an .onnx file, -> the file's path."""
+    bundled = available_models()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    names = ", ".join(bundled) or "none installed"
+    raise ModelNotFoundError(f"unknown model '{name_or_path}': not a bundled model ({names}) and no such file")
+
+
+def load(
+    name_or_path: str | Path,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    kind: str | None = None,
+) -> Any:
+    """Load a bundled model by name, or a ganrt ONNX file by path.
+
+    Returns a ``Generator`` (or a ``Classifier``), configured from the file's metadata. ``device``
+    is ``cpu``, ``cuda`` (an error if CUDA cannot run it) or ``auto``; ``threads`` None lets
+    onnxruntime use one thread per core. ``kind`` ("generator", ...) raises ``ModelKindError``
+    when the file holds another kind of model.
+    """
+    from .session import check_file, create_session, read_info
+
+    path = resolve_model(name_or_path)
+    check_file(path)
+    source = str(name_or_path)
+    session = create_session(path, device=device, threads=threads, source=source)
+    info = read_info(session, source=source)
+    if kind is not None and info.kind != kind:
+        raise ModelKindError(f"'{source}' is a {info.kind} model, not a {kind}; `ganrt models` lists each model's kind")
+    return _CLASSES[info.kind](session, info, source=source, path=path)

@@ -104,3 +104,10 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write(path, buf.getvalue())
+
+
+def float_to_uint8(x: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """Model output (N, C, H, W) float in ``value_range`` -> (N, H, W, C) uint8, rounded half to even."""
+    lo, hi = value_range
+    y = (np.asarray(x, dtype=np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)

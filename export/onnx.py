@@ -1,0 +1,145 @@
+"""torch -> ONNX export with the model's settings in the file and a parity check before writing.
+
+The parity check runs the exported graph in onnxruntime (through ganrt's own session factory)
+and compares it with torch at batch sizes 1, 3 and 8: a dynamic batch axis that silently broke,
+or an op that onnxruntime computes differently, fails the export and nothing is written.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from ganrt._version import __version__
+from ganrt.errors import GanrtError, OutputError
+from ganrt.images import atomic_write
+from ganrt.latent import sample_latents
+from ganrt.metadata import METADATA_KEY, ModelInfo
+from ganrt.session import create_session
+
+from .config import GANConfig
+from .models import Classifier, Generator
+from .train import Checkpoint, load_checkpoint
+
+OPSET = 17
+PARITY_BATCH_SIZES = (1, 3, 8)
+PARITY_TOLERANCE = 1e-4  # max abs difference, on outputs in [-1, 1] (or logits)
+
+
+class ParityError(GanrtError, RuntimeError):
+    """onnxruntime's output differs from torch's beyond the tolerance: the export is refused."""
+
+
+def _model_from_checkpoint(ck: Checkpoint) -> torch.nn.Module:
+    if ck.kind == "gan":
+        model = Generator(ck.model_config)
+        model.load_state_dict(ck.state["G"])
+    else:
+        model = Classifier(ck.model_config)
+        model.load_state_dict(ck.state["model"])
+    return model.eval()
+
+
+def _info(ck: Checkpoint, name: str, description: str) -> ModelInfo:
+    cfg = ck.model_config
+    training = {
+        "model_config": cfg.to_dict(),
+        "train_config": ck.train_config.to_dict(),
+        "epochs": ck.epoch,
+        "train_seconds": round(ck.train_seconds, 1),
+        "last_epoch": ck.history[-1] if ck.history else {},
+    }
+    common = dict(name=name, description=description, training_data=ck.data, ganrt_version=__version__,
+                  image_shape=(cfg.image_size, cfg.image_size, cfg.channels), class_names=ck.class_names)
+    if ck.kind == "gan":
+        if not cfg.num_classes:
+            common["class_names"] = ()
+        return ModelInfo(kind="generator", nz=cfg.nz, prior=ck.train_config.prior, num_classes=cfg.num_classes,
+                         value_range=(-1.0, 1.0), training=training, **common)
+    training["test_accuracy"] = ck.history[-1].get("test_accuracy") if ck.history else None
+    return ModelInfo(kind="classifier", num_classes=cfg.num_classes, value_range=(0.0, 255.0), training=training, **common)
+
+
+def _example_inputs(ck: Checkpoint, batch: int) -> dict[str, np.ndarray]:
+    cfg = ck.model_config
+    if ck.kind == "gan":
+        feeds = {"z": sample_latents(batch, np.arange(batch), cfg.nz, prior=ck.train_config.prior)}
+        if cfg.num_classes:
+            feeds["label"] = (np.arange(batch) % cfg.num_classes).astype(np.int64)
+        return feeds
+    rng = np.random.default_rng(batch)
+    return {"images": rng.integers(0, 256, (batch, cfg.image_size, cfg.image_size, cfg.channels), dtype=np.uint8)}
+
+
+def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> bytes:
+    """Export ``model`` with a dynamic batch axis and ``info`` in the metadata; returns the file's bytes."""
+    example = _example_inputs(ck, 2)
+    args = tuple(torch.from_numpy(v) for v in example.values())
+    names = list(example)
+    outputs = ["image"] if ck.kind == "gan" else ["logits", "features"]
+    buf = io.BytesIO()
+    with torch.inference_mode():
+        torch.onnx.export(
+            model, args, buf, dynamo=False, opset_version=OPSET, input_names=names, output_names=outputs,
+            dynamic_axes={n: {0: "N"} for n in names + outputs},
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    proto.producer_name = "ganrt-export"
+    proto.producer_version = __version__
+    proto.doc_string = info.description
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def check_parity(model: torch.nn.Module, ck: Checkpoint, data: bytes, *, batch_sizes=PARITY_BATCH_SIZES, tolerance=PARITY_TOLERANCE) -> float:
+    """Max abs difference between torch and onnxruntime over ``batch_sizes``; raises ParityError."""
+    session = create_session(data, device="cpu", source="exported model")
+    worst = 0.0
+    for batch in batch_sizes:
+        feeds = _example_inputs(ck, batch)
+        with torch.inference_mode():
+            expected = model(*(torch.from_numpy(v) for v in feeds.values()))
+        expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+        got = session.run(None, feeds)
+        for e, g in zip(expected, got):
+            if tuple(e.shape) != g.shape:
+                raise ParityError(f"batch {batch}: onnxruntime output shape {g.shape} != torch {tuple(e.shape)}")
+            diff = float(np.max(np.abs(e.numpy() - g))) if g.size else 0.0
+            worst = max(worst, diff)
+            if not diff <= tolerance:
+                raise ParityError(f"batch {batch}: onnxruntime differs from torch by {diff:.3g} (> {tolerance:g}); nothing written")
+    return worst
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    name: str,
+    description: str = "",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Export a training checkpoint to a ganrt ONNX file; the file is written only if parity holds."""
+    output = Path(output)
+    if output.suffix != ".onnx":
+        raise OutputError(f"output {output} must end in .onnx")
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise OutputError(f"folder {output.parent} does not exist")
+    ck = load_checkpoint(checkpoint)
+    model = _model_from_checkpoint(ck)
+    info = _info(ck, name, description)
+    data = to_onnx_bytes(model, ck, info)
+    worst = check_parity(model, ck, data)
+    atomic_write(output, data)
+    return {"max_abs_diff": worst, "batch_sizes": list(PARITY_BATCH_SIZES), "bytes": len(data), "info": info}

@@ -1,0 +1,79 @@
+"""``Classifier``: judges images (the bundled ``fashion-classifier``); logits and features per image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelFormatError, ParameterError
+from .metadata import ModelInfo
+
+DEFAULT_BATCH_SIZE = 500
+
+
+class Classifier:
+    """uint8 images (N, H, W, C) in, class probabilities and a feature vector per image out."""
+
+    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
+        self._session = session
+        self.info = info
+        self.source = source
+        self.path = path
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(uint8)":
+            raise ModelFormatError(f"{source}: a classifier takes one uint8 (N, H, W, C) input")
+        self._input = inputs[0].name
+        self._outputs = [o.name for o in session.get_outputs()]  # logits (N, K), features (N, F)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.info.image_shape
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Accuracy on the real held-out test set, measured at training time (the ceiling for samples)."""
+        value = self.info.training.get("test_accuracy")
+        return float(value) if value is not None else None
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.name!r}, image_shape={self.image_shape}, classes={self.num_classes})"
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != tuple(self.image_shape):
+            h, w, c = self.image_shape
+            raise ParameterError(
+                f"'{self.name}' needs uint8 images of shape (N, {h}, {w}, {c}), got {images.dtype} {images.shape}"
+            )
+        return np.ascontiguousarray(images)
+
+    def run(self, images: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+        """(logits (N, K) float32, features (N, F) float32)."""
+        images = self._check(images)
+        logits, feats = [], []
+        for i in range(0, len(images), batch_size):
+            lo, fe = self._session.run(self._outputs, {self._input: images[i : i + batch_size]})
+            logits.append(lo)
+            feats.append(fe)
+        return np.concatenate(logits), np.concatenate(feats)
+
+    def predict(self, images: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+        """(labels (N,) int64, probabilities (N, K) float32)."""
+        logits, _ = self.run(images, batch_size=batch_size)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+        return probs.argmax(axis=1).astype(np.int64), probs

@@ -1,0 +1,230 @@
+"""``Generator``: reproducible, batched, streaming sampling of an exported GAN generator.
+
+Image ``i`` of a run depends only on (seed, i, its label, truncation): its latent comes from
+``latent.sample_latents(seed, [i])`` and labels default to ``i % num_classes``. Batch size,
+threads and how a run is split (``start``) cannot change an image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import latent
+from .errors import LabelError, ModelFormatError, ParameterError
+from .images import float_to_uint8
+from .metadata import ModelInfo
+
+DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
+
+LabelSpec = int | str | Sequence[int | str] | np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One streamed batch: images ``start .. start+len-1`` of the run."""
+
+    start: int
+    images: np.ndarray  # (B, H, W, C) uint8
+    labels: np.ndarray | None  # (B,) int64, or None for unconditional models
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.arange(self.start, self.start + len(self.images))
+
+
+def check_count(name: str, value: int, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class Generator:
+    """A loaded generator. Stateless per call and thread-safe: one instance can serve many threads."""
+
+    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
+        self._session = session
+        self.info = info
+        self.source = source
+        self.path = path
+        inputs = {i.name: i for i in session.get_inputs()}
+        expected = {"z"} | ({"label"} if info.conditional else set())
+        if set(inputs) != expected:
+            raise ModelFormatError(f"{source}: inputs {sorted(inputs)} do not match its metadata (expected {sorted(expected)})")
+        nz_dim = inputs["z"].shape[-1] if inputs["z"].shape else None
+        if len(inputs["z"].shape) != 2 or (isinstance(nz_dim, int) and nz_dim != info.nz):
+            raise ModelFormatError(f"{source}: input z has shape {inputs['z'].shape}, metadata says (N, {info.nz})")
+        self._output = session.get_outputs()[0].name
+
+    # -- settings from the model file -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def nz(self) -> int:
+        return self.info.nz
+
+    @property
+    def prior(self) -> str:
+        return self.info.prior
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one generated image."""
+        return self.info.image_shape
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self.info)
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def __repr__(self) -> str:
+        return f"Generator({self.name!r}, image_shape={self.image_shape}, nz={self.nz}, classes={self.num_classes})"
+
+    # -- labels -------------------------------------------------------------------------------
+    def label_index(self, label: int | str | np.integer) -> int:
+        """A class index from an index or a class name (case-insensitive)."""
+        if not self.info.conditional:
+            raise LabelError(f"'{self.name}' is unconditional: it takes no labels")
+        k = self.num_classes
+        if isinstance(label, str):
+            names = {c.lower(): i for i, c in enumerate(self.class_names)}
+            if label.strip().lower() in names:
+                return names[label.strip().lower()]
+            if label.strip().lstrip("-").isdigit():
+                label = int(label)
+            else:
+                raise LabelError(f"unknown class {label!r} for '{self.name}'; classes: {', '.join(self.class_names) or f'0..{k - 1}'}")
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise LabelError(f"a label must be a class index or name, got {label!r}")
+        if not 0 <= int(label) < k:
+            raise LabelError(f"label {int(label)} is out of range for '{self.name}' ({k} classes: 0..{k - 1})")
+        return int(label)
+
+    def resolve_labels(self, labels: LabelSpec, indices: np.ndarray) -> np.ndarray | None:
+        """Per-image labels (len(indices),) int64: None cycles classes by image index."""
+        if not self.info.conditional:
+            if labels is not None:
+                raise LabelError(f"'{self.name}' is unconditional: it takes no labels")
+            return None
+        if labels is None:
+            return (indices % self.num_classes).astype(np.int64)
+        if isinstance(labels, (str, int, np.integer)):
+            return np.full(len(indices), self.label_index(labels), dtype=np.int64)
+        values = list(labels)
+        if len(values) != len(indices):
+            raise LabelError(f"got {len(values)} labels for {len(indices)} images; give one label, or one per image")
+        arr = np.asarray(values)
+        if arr.dtype.kind in "iu" and arr.size:  # fast path: validate the whole array at once
+            bad = (arr < 0) | (arr >= self.num_classes)
+            if bad.any():
+                self.label_index(int(arr[bad][0]))  # raises with the offending value
+            return arr.astype(np.int64)
+        return np.array([self.label_index(v) for v in values], dtype=np.int64)
+
+    # -- sampling -----------------------------------------------------------------------------
+    def latents(self, n: int, *, seed: int = 0, start: int = 0, truncation: float | None = None) -> np.ndarray:
+        """Latents of images start .. start+n-1: (n, nz) float32."""
+        n = check_count("n", n)
+        start = check_count("start", start, minimum=0)
+        return latent.sample_latents(seed, np.arange(start, start + n), self.nz, prior=self.prior, truncation=truncation)
+
+    def render(self, z: np.ndarray, labels: LabelSpec = None, *, batch_size: int | None = None) -> np.ndarray:
+        """Images from explicit latents ``z`` (N, nz): (N, H, W, C) uint8. For interpolation and arithmetic."""
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.nz or len(z) == 0:
+            raise ParameterError(f"z must have shape (N>=1, {self.nz}), got {z.shape}")
+        ys = self.resolve_labels(labels, np.arange(len(z)))
+        bs = check_count("batch_size", batch_size or DEFAULT_BATCH_SIZE)
+        out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
+        for i in range(0, len(z), bs):
+            out[i : i + bs] = self._run(z[i : i + bs], None if ys is None else ys[i : i + bs])
+        return out
+
+    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        feeds = {"z": z}
+        if labels is not None:
+            feeds["label"] = labels
+        (x,) = self._session.run([self._output], feeds)  # (B, C, H, W) float in value_range
+        return float_to_uint8(x, self.info.value_range)
+
+    def iter_batches(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        labels: LabelSpec = None,
+        truncation: float | None = None,
+        batch_size: int | None = None,
+        start: int = 0,
+    ) -> Iterator[Batch]:
+        """Stream images start .. start+n-1 in batches; memory is bounded by the batch, not by n.
+
+        All arguments are checked before the first batch is made, so a bad one fails at once.
+        ``labels`` may be one label for all, one per image (length n), or None (cycle classes).
+        """
+        n = check_count("n", n)
+        start = check_count("start", start, minimum=0)
+        bs = check_count("batch_size", batch_size or DEFAULT_BATCH_SIZE)
+        latent.check_truncation(truncation)
+        all_labels = self.resolve_labels(labels, np.arange(start, start + n))
+        return self._stream(n, seed, all_labels, truncation, bs, start)
+
+    def _stream(self, n, seed, all_labels, truncation, bs, start) -> Iterator[Batch]:
+        for off in range(0, n, bs):
+            idx = np.arange(start + off, start + min(off + bs, n))
+            z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
+            ys = None if all_labels is None else all_labels[off : off + len(idx)]
+            yield Batch(start=int(idx[0]), images=self._run(z, ys), labels=ys)
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        labels: LabelSpec = None,
+        truncation: float | None = None,
+        batch_size: int | None = None,
+        start: int = 0,
+    ) -> np.ndarray:
+        """``n`` images as (n, H, W, C) uint8; see ``iter_batches`` for the arguments."""
+        batches = self.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)
+        out = np.empty((n, *self.image_shape), dtype=np.uint8)
+        for b in batches:
+            out[b.start - start : b.start - start + len(b.images)] = b.images
+        return out
+
+    def interpolate(
+        self,
+        a: int,
+        b: int,
+        steps: int,
+        *,
+        seed: int = 0,
+        label: int | str | None = None,
+        method: str = "slerp",
+        truncation: float | None = None,
+    ) -> np.ndarray:
+        """Images along the path between the latents of image ``a`` and image ``b``: (steps, H, W, C)."""
+        za = self.latents(1, seed=seed, start=a, truncation=truncation)[0]
+        zb = self.latents(1, seed=seed, start=b, truncation=truncation)[0]
+        z = latent.project(latent.interpolate(za, zb, steps, method=method), self.prior)
+        return self.render(z, label if label is not None else (0 if self.info.conditional else None))

@@ -1,0 +1,98 @@
+"""The one place that builds onnxruntime sessions: providers explicit and checked, threads a parameter.
+
+onnxruntime falls back to the CPU silently when a requested provider cannot start; here asking for
+``cuda`` and getting anything else is an error. Only ``auto`` may pick what is available.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import DeviceError, MissingDependencyError, ModelFormatError, ParameterError
+from .metadata import METADATA_KEY, ModelInfo
+
+DEVICES = ("cpu", "cuda", "auto")
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+_INSTALL_HINT = "pip install 'ganrt[cpu]' (or 'ganrt[gpu]' for CUDA; never both)"
+
+
+def onnxruntime() -> Any:
+    """Import onnxruntime on first use, so ``import ganrt`` works (and is fast) without it."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError(f"onnxruntime is not installed: {_INSTALL_HINT}") from None
+    return ort
+
+
+def available_providers() -> list[str]:
+    return list(onnxruntime().get_available_providers())
+
+
+def _options(threads: int | None) -> Any:
+    ort = onnxruntime()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only: warnings about unused initialisers are noise to users
+    if threads is not None:
+        if int(threads) < 1:
+            raise ParameterError(f"threads must be >= 1 (or None for one per core), got {threads}")
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    return opts
+
+
+def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", threads: int | None = None, source: str | None = None) -> Any:
+    """An ``InferenceSession`` for ``model`` (a path or serialized bytes) on ``device``.
+
+    ``cpu`` and ``cuda`` are strict; ``auto`` takes CUDA when it is available and starts, else CPU.
+    """
+    if device not in DEVICES:
+        raise ParameterError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    ort = onnxruntime()
+    source = source or (str(model) if not isinstance(model, bytes) else "model")
+    available = ort.get_available_providers()
+    wants_cuda = device == "cuda" or (device == "auto" and _PROVIDERS["cuda"] in available)
+    if device == "cuda" and _PROVIDERS["cuda"] not in available:
+        raise DeviceError(
+            f"device 'cuda' needs onnxruntime's CUDAExecutionProvider, but this onnxruntime offers only "
+            f"{', '.join(available)}; install 'ganrt[gpu]' (onnxruntime-gpu, without onnxruntime) or use --device cpu"
+        )
+    providers = [_PROVIDERS["cuda"], _PROVIDERS["cpu"]] if wants_cuda else [_PROVIDERS["cpu"]]
+    model_arg = model if isinstance(model, bytes) else str(model)
+    try:
+        session = ort.InferenceSession(model_arg, sess_options=_options(threads), providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind types for every malformed file
+        if wants_cuda and device == "auto":
+            return create_session(model, device="cpu", threads=threads, source=source)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFormatError(f"{source} is not a valid ONNX model: {first[:200]}") from None
+    if device == "cuda" and session.get_providers()[0] != _PROVIDERS["cuda"]:
+        raise DeviceError(
+            f"CUDAExecutionProvider did not start for {source} (onnxruntime gave {session.get_providers()}); "
+            "check the CUDA and cuDNN libraries, or use --device cpu"
+        )
+    return session
+
+
+def session_device(session: Any) -> str:
+    return "cuda" if session.get_providers()[0] == _PROVIDERS["cuda"] else "cpu"
+
+
+def read_info(session: Any, *, source: str) -> ModelInfo:
+    """The ganrt settings stored in a session's model file."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise ModelFormatError(
+            f"{source} is an ONNX model but not a ganrt model (no '{METADATA_KEY}' metadata); export it with ganrt-export"
+        )
+    return ModelInfo.from_json(meta[METADATA_KEY], source=source)
+
+
+def check_file(path: Path) -> None:
+    if not path.is_file():
+        raise ModelFormatError(f"{path} is not a file")
+    if path.stat().st_size == 0:
+        raise ModelFormatError(f"{path} is empty, not an ONNX model")
