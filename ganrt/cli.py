@@ -1,0 +1,224 @@
+"""``ganrt``: the command line, a thin layer over the library API.
+
+Every user error is a ``GanrtError`` raised by the library; ``main`` prints it as one line and
+exits non-zero. Arguments are all checked before the first image is made or file written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import DEFAULT_MODEL, __version__, available_models, load
+from .errors import GanrtError, OutputError
+from .generator import Generator
+from .images import make_grid, save_gif, save_grid
+from .session import DEVICES
+from .writer import DEFAULT_SHARD_SIZE, FORMATS, RunWriter, prepare_output, write_run
+
+GRID_MAX = 256  # --grid shows at most the first 256 images (16 x 16)
+
+_device_option = click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
+                              help="cuda never falls back to the CPU silently; auto picks CUDA when it works.")
+_threads_option = click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default: one per core).")
+
+
+def _load_generator(model: str, device: str, threads: int | None) -> Generator:
+    return load(model, device=device, threads=threads, kind="generator")
+
+
+def _labels_arg(gen: Generator, label: str | None, labels: str | None, n: int):
+    if label is not None and labels is not None:
+        raise click.UsageError("give --label or --labels, not both")
+    if label is not None:
+        return label
+    if labels is not None:
+        values = [v.strip() for v in labels.split(",") if v.strip()]
+        if not values:
+            raise click.UsageError("--labels needs a comma-separated list such as 0,3,Sneaker")
+        return [values[i % len(values)] for i in range(n)]  # the list repeats over the n images
+    return None
+
+
+def _check_new_file(path: Path, overwrite: bool, option: str) -> None:
+    if path.exists() and not overwrite:
+        raise OutputError(f"{option} {path} exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise OutputError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ganrt")
+def cli() -> None:
+    """Sample GAN generators exported to ONNX: fast, reproducible, torch-free."""
+
+
+@cli.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True, help="A bundled model name or an .onnx file.")
+@click.option("-n", "n", type=int, default=64, show_default=True, help="Number of images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Image i depends only on (seed, i, label, truncation).")
+@click.option("--start", type=click.IntRange(min=0), default=0, help="First image index (split a run across machines).")
+@click.option("--label", default=None, help="One class (index or name) for every image.")
+@click.option("--labels", default=None, help="Comma-separated classes, repeated over the images (default: cycle all classes).")
+@click.option("--truncation", type=float, default=None, help="Truncation trick: resample latent components beyond +-T.")
+@click.option("--batch-size", type=int, default=None, help="Images per onnxruntime call (default 64).")
+@_device_option
+@_threads_option
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for 000000.png, ... (or npz shards).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True)
+@click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True, help="Images per npz shard.")
+@click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None, help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (its files are removed first) and an existing --grid.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, shard_size, grid, overwrite, progress):
+    """Generate N images with a generator model."""
+    if out is None and grid is None:
+        raise click.UsageError("nothing to write: give --out DIR and/or --grid FILE")
+    gen = _load_generator(model, device, threads)
+    label_spec = _labels_arg(gen, label, labels, n) if n > 0 else None
+    batches = gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)
+    if grid is not None:
+        _check_new_file(grid, overwrite, "--grid")
+    writer = None
+    if out is not None:
+        folder = prepare_output(out, overwrite=overwrite)
+        text = {"model": gen.name, "seed": str(seed), "truncation": "" if truncation is None else str(truncation), "ganrt": __version__}
+        writer = RunWriter(folder, fmt, n, start=start, shard_size=shard_size, png_text=tuple(text.items()))
+    shown: list = []
+
+    def keep_for_grid(stream):
+        for b in stream:
+            have = sum(len(x) for x in shown)
+            if have < GRID_MAX:
+                shown.append(b.images[: GRID_MAX - have])
+            yield b
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with click.progressbar(length=n, label="generating", file=sys.stderr, hidden=not show) as bar:
+        stream = keep_for_grid(batches) if grid is not None else batches
+        if writer is not None:
+            write_run(writer, stream, on_batch=bar.update)
+        else:
+            for b in stream:
+                bar.update(len(b.images))
+    if grid is not None:
+        save_grid(grid, np.concatenate(shown))
+    where = [str(p) for p in (out, grid) if p is not None]
+    click.echo(f"{n} images from {gen.name} (seed {seed}) -> {', '.join(where)}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+def info(model, as_json):
+    """Show a model's settings (read from the file's metadata)."""
+    m = load(model)
+    meta = m.info
+    if as_json:
+        click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path)}, indent=2))
+        return
+    h, w, c = meta.image_shape
+    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("image", f"{h}x{w}x{c}")]
+    if meta.kind == "generator":
+        rows += [("latent", f"{meta.nz} ({meta.prior})")]
+    if meta.num_classes:
+        names = ", ".join(f"{i}={c}" for i, c in enumerate(meta.class_names)) or str(meta.num_classes)
+        rows += [("classes", names)]
+    rows += [("value range", f"{meta.value_range[0]:g}..{meta.value_range[1]:g}"), ("training data", meta.training_data),
+             ("ganrt version", meta.ganrt_version), ("description", meta.description)]
+    if meta.training.get("test_accuracy") is not None:
+        rows.append(("test accuracy", f"{meta.training['test_accuracy']:.4f}"))
+    for key, value in rows:
+        click.echo(f"{key:>14}  {value}")
+
+
+@cli.command()
+def models():
+    """List the bundled models."""
+    bundled = available_models()
+    if not bundled:
+        click.echo("no bundled models are installed")
+        return
+    for name in bundled:
+        m = load(name)
+        h, w, c = m.image_shape
+        default = "  (default)" if name == DEFAULT_MODEL else ""
+        click.echo(f"{name:<20} {m.info.kind:<11} {h}x{w}x{c}  {m.num_classes or '-':>3} classes  {m.info.description}{default}")
+
+
+@cli.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="Row r walks from image 2r to image 2r+1.")
+@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--label", default=None, help="Class for every row (default: row r uses class r).")
+@click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
+@click.option("--truncation", type=float, default=None)
+@_device_option
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help=".png: a rows x steps grid; .gif: an animation.")
+@click.option("--overwrite", is_flag=True)
+def interpolate(model, seed, rows, steps, label, method, truncation, device, out, overwrite):
+    """Walk the latent space between pairs of images: a grid PNG or an animated GIF."""
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise OutputError(f"--out {out} must end in .png or .gif")
+    _check_new_file(out, overwrite, "--out")
+    gen = _load_generator(model, device, None)
+    walks = []
+    for r in range(rows):
+        row_label = label if label is not None else (r % gen.num_classes if gen.num_classes else None)
+        walks.append(gen.interpolate(2 * r, 2 * r + 1, steps, seed=seed, label=row_label, method=method, truncation=truncation))
+    if out.suffix.lower() == ".png":
+        save_grid(out, np.concatenate(walks), nrow=steps)
+    else:
+        frames = [make_grid(np.stack([w[t] for w in walks]), nrow=rows) for t in range(steps)]
+        save_gif(out, frames + frames[-2:0:-1])  # there and back: a seamless loop
+    click.echo(f"{rows} walks of {steps} steps -> {out}")
+
+
+@cli.command("eval")
+@click.argument("model", default=DEFAULT_MODEL)
+@click.option("-n", "n", type=int, default=10_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--classifier", default="fashion-classifier", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(model, n, seed, classifier, as_json):
+    """Label accuracy of a conditional generator: the share of samples classified as the requested class."""
+    from .quality import label_accuracy
+
+    gen = _load_generator(model, "cpu", None)
+    clf = load(classifier, kind="classifier")
+    report = label_accuracy(gen, clf, n=n, seed=seed)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{report['model']}: {report['n']} samples (seed {seed}), classes evenly, judged by {report['classifier']}")
+    for name, acc in report["per_class"].items():
+        click.echo(f"  {name:<14} {acc:.3f}")
+    click.echo(f"  {'overall':<14} {report['accuracy']:.4f}")
+    if report["classifier_test_accuracy"] is not None:
+        click.echo(f"  {'real test set':<14} {report['classifier_test_accuracy']:.4f}  (the classifier on real images: the ceiling)")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except GanrtError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
