@@ -7,8 +7,8 @@ or an op that onnxruntime computes differently, fails the export and nothing is 
 
 from __future__ import annotations
 
-import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from .config import GANConfig
 from .models import Classifier, Generator
 from .train import Checkpoint, load_checkpoint
 
-OPSET = 17
+OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
 PARITY_BATCH_SIZES = (1, 3, 8)
 PARITY_TOLERANCE = 1e-4  # max abs difference, on outputs in [-1, 1] (or logits)
 
@@ -77,19 +77,27 @@ def _example_inputs(ck: Checkpoint, batch: int) -> dict[str, np.ndarray]:
     return {"images": rng.integers(0, 256, (batch, cfg.image_size, cfg.image_size, cfg.channels), dtype=np.uint8)}
 
 
+def _forward_arg_names(model: torch.nn.Module, count: int) -> list[str]:
+    """dynamic_shapes is keyed by the names of forward's parameters (z, label / images)."""
+    import inspect
+
+    return list(inspect.signature(model.forward).parameters)[:count]
+
+
 def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> bytes:
     """Export ``model`` with a dynamic batch axis and ``info`` in the metadata; returns the file's bytes."""
     example = _example_inputs(ck, 2)
     args = tuple(torch.from_numpy(v) for v in example.values())
     names = list(example)
     outputs = ["image"] if ck.kind == "gan" else ["logits", "features"]
-    buf = io.BytesIO()
-    with torch.inference_mode():
-        torch.onnx.export(
-            model, args, buf, dynamo=False, opset_version=OPSET, input_names=names, output_names=outputs,
-            dynamic_axes={n: {0: "N"} for n in names + outputs},
+    batch = torch.export.Dim("N", min=1)
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*axis name")  # z and label share N: intended
+        program = torch.onnx.export(
+            model, args, dynamo=True, opset_version=OPSET, input_names=names, output_names=outputs,
+            dynamic_shapes={n: {0: batch} for n in _forward_arg_names(model, len(names))}, verbose=False,
         )
-    proto = onnx.load_from_string(buf.getvalue())
+    proto = program.model_proto
     proto.producer_name = "ganrt-export"
     proto.producer_version = __version__
     proto.doc_string = info.description

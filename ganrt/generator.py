@@ -153,7 +153,7 @@ class Generator:
         if z.ndim != 2 or z.shape[1] != self.nz or len(z) == 0:
             raise ParameterError(f"z must have shape (N>=1, {self.nz}), got {z.shape}")
         ys = self.resolve_labels(labels, np.arange(len(z)))
-        bs = check_count("batch_size", batch_size or DEFAULT_BATCH_SIZE)
+        bs = check_count("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
         for i in range(0, len(z), bs):
             out[i : i + bs] = self._run(z[i : i + bs], None if ys is None else ys[i : i + bs])
@@ -183,7 +183,7 @@ class Generator:
         """
         n = check_count("n", n)
         start = check_count("start", start, minimum=0)
-        bs = check_count("batch_size", batch_size or DEFAULT_BATCH_SIZE)
+        bs = check_count("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         latent.check_truncation(truncation)
         all_labels = self.resolve_labels(labels, np.arange(start, start + n))
         return self._stream(n, seed, all_labels, truncation, bs, start)

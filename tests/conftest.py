@@ -1,0 +1,62 @@
+"""Tiny real models, trained for a few steps on scikit-learn's digits and exported to ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
+
+
+def _train_export(tmp: Path, name: str, *, conditional: bool = True, kind: str = "gan", **train_kw) -> Path:
+    from export.config import ClassifierConfig, GANConfig, TrainConfig
+    from export.onnx import export_checkpoint
+    from export.train import train_classifier, train_gan
+
+    run = tmp / name
+    if kind == "gan":
+        cfg = GANConfig(ngf=8, ndf=8, num_classes=10 if conditional else 0, embed_dim=4)
+        tcfg = TrainConfig(dataset="digits", epochs=1, batch_size=32, limit=256, **train_kw)
+        ck = train_gan(cfg, tcfg, run, progress=False)
+    else:
+        cfg = ClassifierConfig(width=4, feature_dim=16)
+        tcfg = TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=3e-3, beta1=0.9, limit=512)
+        ck = train_classifier(cfg, tcfg, run, progress=False)
+    out = tmp / f"{name}.onnx"
+    export_checkpoint(ck, out, name=name, description=f"tiny test {kind}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def cgan_path(models_dir) -> Path:
+    return _train_export(models_dir, "tiny-cgan", conditional=True)
+
+
+@pytest.fixture(scope="session")
+def dcgan_path(models_dir) -> Path:
+    return _train_export(models_dir, "tiny-dcgan", conditional=False, prior="sphere")
+
+
+@pytest.fixture(scope="session")
+def classifier_path(models_dir) -> Path:
+    return _train_export(models_dir, "tiny-classifier", kind="classifier")
+
+
+@pytest.fixture(scope="session")
+def cgan(cgan_path):
+    import ganrt
+
+    return ganrt.load(cgan_path)
+
+
+@pytest.fixture(scope="session")
+def dcgan(dcgan_path):
+    import ganrt
+
+    return ganrt.load(dcgan_path)

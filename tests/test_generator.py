@@ -1,0 +1,142 @@
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import ganrt
+from ganrt.errors import DeviceError, LabelError, ModelKindError, ParameterError
+
+
+def test_sample_shape_dtype_and_settings_from_the_file(cgan):
+    x = cgan.sample(5, seed=1)
+    assert x.shape == (5, 32, 32, 1) and x.dtype == np.uint8
+    assert cgan.num_classes == 10 and cgan.class_names == tuple(str(i) for i in range(10))
+    assert cgan.image_shape == (32, 32, 1) and cgan.nz == 100
+    assert cgan.metadata["training_data"].startswith("scikit-learn digits")
+    assert x.std() > 0  # a trained generator, not a constant
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8, 64])
+def test_images_do_not_depend_on_batch_size(cgan, batch_size):
+    ref = cgan.sample(20, seed=5, truncation=1.5)
+    np.testing.assert_array_equal(cgan.sample(20, seed=5, truncation=1.5, batch_size=batch_size), ref)
+
+
+def test_images_do_not_depend_on_how_a_run_is_split(dcgan):
+    whole = dcgan.sample(30, seed=9)
+    parts = [dcgan.sample(7, seed=9, start=0), dcgan.sample(13, seed=9, start=7), dcgan.sample(10, seed=9, start=20)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_images_do_not_depend_on_threads(cgan_path):
+    one = ganrt.load(cgan_path, threads=1).sample(16, seed=2)
+    two = ganrt.load(cgan_path, threads=2).sample(16, seed=2)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_labels_default_cycles_classes_and_accepts_names_and_lists(cgan):
+    batches = list(cgan.iter_batches(12, batch_size=5))
+    np.testing.assert_array_equal(np.concatenate([b.labels for b in batches]), np.arange(12) % 10)
+    np.testing.assert_array_equal(cgan.sample(3, labels="7"), cgan.sample(3, labels=7))
+    per_image = cgan.sample(3, labels=[7, 7, 7])
+    np.testing.assert_array_equal(per_image, cgan.sample(3, labels=7))
+    # an image with the same (seed, index, label) is the same image, whatever else is asked
+    np.testing.assert_array_equal(cgan.sample(4, labels=[1, 2, 3, 4])[2], cgan.sample(3, labels=3)[2])
+
+
+@pytest.mark.parametrize("labels, match", [(12, "out of range"), (-1, "out of range"), ("Shoe", "unknown class"),
+                                            ([1, 2], "2 labels for 3 images"), ([0, 1, 10], "out of range")])
+def test_bad_labels_are_refused(cgan, labels, match):
+    with pytest.raises(LabelError, match=match):
+        cgan.sample(3, labels=labels)
+
+
+def test_unconditional_model_refuses_labels(dcgan):
+    assert dcgan.num_classes == 0 and dcgan.prior == "sphere"
+    with pytest.raises(LabelError, match="unconditional"):
+        dcgan.sample(2, labels=1)
+
+
+@pytest.mark.parametrize("kw", [dict(n=0), dict(n=-3), dict(n=2, batch_size=0), dict(n=2, batch_size=-1),
+                                dict(n=2.5), dict(n=2, start=-1), dict(n=2, truncation=0)])
+def test_bad_counts_are_refused_before_any_work(cgan, kw):
+    n = kw.pop("n")
+    with pytest.raises(ParameterError):
+        cgan.iter_batches(n, **kw)
+
+
+def test_streaming_yields_bounded_batches_in_order(cgan):
+    starts, sizes = [], []
+    for b in cgan.iter_batches(50, batch_size=16, start=100):
+        starts.append(b.start)
+        sizes.append(len(b.images))
+        assert b.images.shape[1:] == (32, 32, 1)
+    assert starts == [100, 116, 132, 148] and sizes == [16, 16, 16, 2]
+
+
+def test_one_model_serves_many_threads(cgan):
+    expected = {s: cgan.sample(12, seed=s, batch_size=5) for s in range(8)}
+    results, errors = {}, []
+
+    def work(s):
+        try:
+            results[s] = cgan.sample(12, seed=s, batch_size=5)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for s in range(8):
+        np.testing.assert_array_equal(results[s], expected[s])
+
+
+def test_interpolation_and_render(cgan):
+    walk = cgan.interpolate(0, 1, 5, seed=3, label=2)
+    assert walk.shape == (5, 32, 32, 1)
+    np.testing.assert_array_equal(walk[0], cgan.sample(1, seed=3, labels=2)[0])
+    np.testing.assert_array_equal(walk[-1], cgan.sample(2, seed=3, labels=2)[1])
+    with pytest.raises(ParameterError, match="shape"):
+        cgan.render(np.zeros((2, 5), np.float32))
+
+
+def test_cuda_without_provider_raises_and_lists_providers(cgan_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceError, match="CPUExecutionProvider"):
+        ganrt.load(cgan_path, device="cuda")
+    assert ganrt.load(cgan_path, device="auto").providers == ["CPUExecutionProvider"]
+
+
+def test_kind_is_checked(classifier_path):
+    with pytest.raises(ModelKindError, match="classifier model, not a generator"):
+        ganrt.load(classifier_path, kind="generator")
+
+
+def test_classifier_runs_on_generated_images(cgan, classifier_path):
+    clf = ganrt.load(classifier_path)
+    labels, probs = clf.predict(cgan.sample(10))
+    assert labels.shape == (10,) and probs.shape == (10, 10)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    _, feats = clf.run(cgan.sample(3))
+    assert feats.shape == (3, 16)
+    with pytest.raises(ParameterError, match=r"\(N, 32, 32, 1\)"):
+        clf.predict(np.zeros((2, 28, 28, 1), np.uint8))
+
+
+def test_runtime_never_imports_torch(cgan_path):
+    code = (
+        "import sys, ganrt; g = ganrt.load(sys.argv[1]); x = g.sample(4);"
+        "assert x.shape == (4, 32, 32, 1);"
+        "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(cgan_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
