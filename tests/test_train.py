@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from export.config import GANConfig, TrainConfig
+from export.data import DataError, load_dataset, read_idx
+from export.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint, train_gan
+
+TINY = GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4)
+
+
+def _tcfg(**kw):
+    return TrainConfig(**{"dataset": "digits", "epochs": 2, "batch_size": 32, "limit": 128, **kw})
+
+
+def _states_equal(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    straight = load_checkpoint(train_gan(TINY, _tcfg(), tmp_path / "a", progress=False))
+    train_gan(TINY, _tcfg(epochs=1), tmp_path / "b", progress=False)
+    resumed = load_checkpoint(train_gan(TINY, _tcfg(epochs=2), tmp_path / "b", resume=True, progress=False))
+    assert straight.epoch == resumed.epoch == 2
+    assert _states_equal(straight.state["G"], resumed.state["G"])
+    assert _states_equal(straight.state["D"], resumed.state["D"])
+    assert [h["loss_d"] for h in straight.history] == [h["loss_d"] for h in resumed.history]
+    assert (tmp_path / "a" / "samples-epoch001.png").is_file() and (tmp_path / "a" / "samples-epoch002.png").is_file()
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
+    a = load_checkpoint(train_gan(TINY, _tcfg(epochs=1), tmp_path / "a", progress=False))
+    b = load_checkpoint(train_gan(TINY, _tcfg(epochs=1), tmp_path / "b", progress=False))
+    c = load_checkpoint(train_gan(TINY, _tcfg(epochs=1, seed=1), tmp_path / "c", progress=False))
+    assert _states_equal(a.state["G"], b.state["G"])
+    assert not _states_equal(a.state["G"], c.state["G"])
+
+
+@pytest.mark.parametrize("cfg, kw", [
+    (GANConfig(ngf=4, ndf=4, g_leaky=True), dict(k=2, prior="uniform")),
+    (GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4), dict(vbn=True, ref_batch_size=16, prior="sphere")),
+    (GANConfig(image_size=64, channels=3, ngf=4, ndf=4), dict(batch_size=16, limit=32)),
+])
+def test_recipe_options_train_and_checkpoint(tmp_path, cfg, kw):
+    ck = load_checkpoint(train_gan(cfg, _tcfg(epochs=1, **kw), tmp_path, progress=False))
+    assert ck.epoch == 1 and ck.train_config.prior == kw.get("prior", "normal")
+    h = ck.history[0]
+    assert all(torch.isfinite(torch.tensor(v)) for v in h.values())
+
+
+def test_a_run_dir_with_a_checkpoint_needs_resume(tmp_path):
+    train_gan(TINY, _tcfg(epochs=1), tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="--resume"):
+        train_gan(TINY, _tcfg(epochs=1), tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="not found"):
+        train_gan(TINY, _tcfg(epochs=1), tmp_path / "empty", resume=True, progress=False)
+
+
+def test_idx_reader_and_missing_data(tmp_path):
+    import gzip
+    import struct
+
+    import numpy as np
+
+    imgs = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, 2, 28, 28) + imgs.tobytes())
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, 2) + bytes([3, 1]))
+    np.testing.assert_array_equal(read_idx(tmp_path / "train-images-idx3-ubyte.gz"), imgs)
+    ds = load_dataset("idx", data_dir=str(tmp_path))
+    assert ds.images.shape == (2, 1, 32, 32) and ds.labels.tolist() == [3, 1]
+    assert torch.equal(ds.images[0, 0, 2:30, 2:30], torch.from_numpy(imgs[0]))  # padded 28 -> 32
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05\x01")
+    with pytest.raises(DataError, match="header says"):
+        load_dataset("idx", data_dir=str(tmp_path))
+    with pytest.raises(DataError, match="dataset-fashion-mnist"):
+        load_dataset("idx", data_dir=str(tmp_path / "nowhere"))
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    train_gan(TINY, _tcfg(epochs=1), tmp_path, progress=False)
+    raw = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert raw["model_config"]["num_classes"] == 10 and raw["train_config"]["lr"] == 2e-4
