@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from ganrt.errors import GanrtError
+from ganrt.cli import run
 
 _EXTRA_HINT = "ganrt-export needs torch and onnx: pip install torch==2.13.0 && pip install 'ganrt[export]'"
 
@@ -123,17 +121,7 @@ def export_cmd(checkpoint, output, name, description, overwrite):
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except GanrtError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    run(cli)
 
 
 if __name__ == "__main__":

@@ -131,16 +131,22 @@ def _aux_labels(cfg: GANConfig, n: int) -> torch.Tensor | None:
     return torch.arange(n) % cfg.num_classes if cfg.num_classes else None
 
 
-def _resume_or_none(run_dir: Path, resume: bool, kind: str) -> Checkpoint | None:
+def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg: TrainConfig):
+    """Create ``run_dir``; with ``resume`` take the stored settings (only the epoch count may grow).
+
+    Returns (run_dir, checkpoint or None, model config, train config).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CHECKPOINT_NAME
     if not resume:
         if path.exists():
             raise CheckpointError(f"{run_dir} already holds a checkpoint; pass --resume to continue it or choose another --run-dir")
-        return None
+        return run_dir, None, cfg, tcfg
     ck = load_checkpoint(path)
     if ck.kind != kind:
         raise CheckpointError(f"{path} is a {ck.kind} checkpoint, not a {kind} one")
-    return ck
+    return run_dir, ck, ck.model_config, TrainConfig.from_dict({**ck.train_config.to_dict(), "epochs": tcfg.epochs})
 
 
 def recalibrate_batchnorm(G: Generator, tcfg: TrainConfig, *, batches: int = 16, batch_size: int = 256) -> None:
@@ -193,11 +199,7 @@ def train_gan(
     progress: bool = True,
 ) -> Path:
     """Train (or resume) a DCGAN / cGAN in ``run_dir``; returns the checkpoint's path."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ck = _resume_or_none(run_dir, resume, "gan")
-    if ck is not None:  # the stored settings win; only the number of epochs may grow
-        cfg, tcfg = ck.model_config, TrainConfig.from_dict({**ck.train_config.to_dict(), "epochs": tcfg.epochs})
+    run_dir, ck, cfg, tcfg = _start_run(run_dir, resume, "gan", cfg, tcfg)
     data = load_dataset(tcfg.dataset, data_dir=tcfg.data_dir, image_size=cfg.image_size, channels=cfg.channels, limit=tcfg.limit)
     if cfg.num_classes and cfg.num_classes != len(data.class_names):
         raise CheckpointError(f"model has {cfg.num_classes} classes but {data.description} has {len(data.class_names)}")
@@ -296,11 +298,7 @@ def train_classifier(
     progress: bool = True,
 ) -> Path:
     """Train (or resume) the sample classifier: Adam with a cosine schedule, random flips."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ck = _resume_or_none(run_dir, resume, "classifier")
-    if ck is not None:
-        cfg, tcfg = ck.model_config, TrainConfig.from_dict({**ck.train_config.to_dict(), "epochs": tcfg.epochs})
+    run_dir, ck, cfg, tcfg = _start_run(run_dir, resume, "classifier", cfg, tcfg)
     kw = dict(data_dir=tcfg.data_dir, image_size=cfg.image_size, channels=cfg.channels)
     train = load_dataset(tcfg.dataset, split="train", limit=tcfg.limit, **kw)
     test = load_dataset(tcfg.dataset, split="test", **kw)

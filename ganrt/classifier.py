@@ -9,18 +9,16 @@ import numpy as np
 
 from .errors import ModelFormatError, ParameterError
 from .metadata import ModelInfo
+from .model import Model
 
 DEFAULT_BATCH_SIZE = 500
 
 
-class Classifier:
+class Classifier(Model):
     """uint8 images (N, H, W, C) in, class probabilities and a feature vector per image out."""
 
     def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
-        self._session = session
-        self.info = info
-        self.source = source
-        self.path = path
+        super().__init__(session, info, source=source, path=path)
         inputs = session.get_inputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(uint8)":
             raise ModelFormatError(f"{source}: a classifier takes one uint8 (N, H, W, C) input")
@@ -28,29 +26,10 @@ class Classifier:
         self._outputs = [o.name for o in session.get_outputs()]  # logits (N, K), features (N, F)
 
     @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def num_classes(self) -> int:
-        return self.info.num_classes
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.info.class_names
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.info.image_shape
-
-    @property
     def test_accuracy(self) -> float | None:
         """Accuracy on the real held-out test set, measured at training time (the ceiling for samples)."""
         value = self.info.training.get("test_accuracy")
         return float(value) if value is not None else None
-
-    def __repr__(self) -> str:
-        return f"Classifier({self.name!r}, image_shape={self.image_shape}, classes={self.num_classes})"
 
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)

@@ -203,9 +203,10 @@ def eval_cmd(model, n, seed, classifier, as_json):
         click.echo(f"  {'real test set':<14} {report['classifier_test_accuracy']:.4f}  (the classifier on real images: the ceiling)")
 
 
-def main() -> None:
+def run(group: click.Group) -> None:
+    """Run a click group as a console script: user errors become one line and a non-zero exit."""
     try:
-        cli.main(standalone_mode=False)
+        group.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -218,6 +219,10 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def main() -> None:
+    run(cli)
 
 
 if __name__ == "__main__":

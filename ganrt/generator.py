@@ -18,6 +18,7 @@ from . import latent
 from .errors import LabelError, ModelFormatError, ParameterError
 from .images import float_to_uint8
 from .metadata import ModelInfo
+from .model import Model
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
 
@@ -43,14 +44,11 @@ def check_count(name: str, value: int, *, minimum: int = 1) -> int:
     return int(value)
 
 
-class Generator:
+class Generator(Model):
     """A loaded generator. Stateless per call and thread-safe: one instance can serve many threads."""
 
     def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
-        self._session = session
-        self.info = info
-        self.source = source
-        self.path = path
+        super().__init__(session, info, source=source, path=path)
         inputs = {i.name: i for i in session.get_inputs()}
         expected = {"z"} | ({"label"} if info.conditional else set())
         if set(inputs) != expected:
@@ -60,11 +58,6 @@ class Generator:
             raise ModelFormatError(f"{source}: input z has shape {inputs['z'].shape}, metadata says (N, {info.nz})")
         self._output = session.get_outputs()[0].name
 
-    # -- settings from the model file -------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.info.name
-
     @property
     def nz(self) -> int:
         return self.info.nz
@@ -72,32 +65,6 @@ class Generator:
     @property
     def prior(self) -> str:
         return self.info.prior
-
-    @property
-    def num_classes(self) -> int:
-        return self.info.num_classes
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.info.class_names
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of one generated image."""
-        return self.info.image_shape
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self.info)
-
-    @property
-    def providers(self) -> list[str]:
-        return list(self._session.get_providers())
-
-    def __repr__(self) -> str:
-        return f"Generator({self.name!r}, image_shape={self.image_shape}, nz={self.nz}, classes={self.num_classes})"
 
     # -- labels -------------------------------------------------------------------------------
     def label_index(self, label: int | str | np.integer) -> int:
