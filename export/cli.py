@@ -11,8 +11,8 @@ _EXTRA_HINT = "ganrt-export needs torch and onnx: pip install torch==2.13.0 && p
 
 def _require_torch() -> None:
     try:
-        import onnx  # noqa: F401
         import torch  # noqa: F401
+        import onnx  # noqa: F401
     except ImportError as exc:
         raise click.ClickException(f"{exc.name or 'torch'} is not installed. {_EXTRA_HINT}") from None
 

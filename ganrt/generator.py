@@ -195,3 +195,26 @@ class Generator(Model):
         zb = self.latents(1, seed=seed, start=b, truncation=truncation)[0]
         z = latent.project(latent.interpolate(za, zb, steps, method=method), self.prior)
         return self.render(z, label if label is not None else (0 if self.info.conditional else None))
+
+    def arithmetic(
+        self,
+        a: Sequence[int],
+        b: Sequence[int],
+        c: Sequence[int],
+        *,
+        seed: int = 0,
+        label: int | str | None = None,
+        truncation: float | None = None,
+    ) -> np.ndarray:
+        """DCGAN vector arithmetic on groups of images (by index): mean(a) - mean(b) + mean(c).
+
+        Returns (H, W, C) uint8; the paper averages three images per group for a stable concept.
+        """
+        groups = []
+        for group in (a, b, c):
+            idx = np.asarray(list(group), dtype=np.int64)
+            if idx.size == 0 or idx.min() < 0:
+                raise ParameterError("each group needs at least one image index >= 0")
+            groups.append(latent.mean_latent(latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)))
+        z = latent.arithmetic(*groups, prior=self.prior)[None]  # (1, nz)
+        return self.render(z, label if label is not None else (0 if self.info.conditional else None))[0]

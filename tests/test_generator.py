@@ -140,3 +140,26 @@ def test_runtime_never_imports_torch(cgan_path):
     out = subprocess.run([sys.executable, "-c", code, str(cgan_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_vector_arithmetic_of_image_groups(dcgan):
+    from ganrt import latent
+
+    out = dcgan.arithmetic([0, 1, 2], [3, 4, 5], [6, 7, 8], seed=1)
+    z = latent.sample_latents(1, np.arange(9), dcgan.nz, prior="sphere")
+    expected = latent.project(z[0:3].mean(0) - z[3:6].mean(0) + z[6:9].mean(0), "sphere")
+    np.testing.assert_array_equal(out, dcgan.render(expected[None])[0])
+    with pytest.raises(ParameterError, match="group"):
+        dcgan.arithmetic([], [1], [2])
+
+
+def test_import_works_without_onnxruntime_and_says_which_extra(cgan_path):
+    code = (
+        "import sys; sys.modules['onnxruntime'] = None\n"
+        "import ganrt\n"
+        "try:\n    ganrt.load(sys.argv[1])\n"
+        "except ganrt.MissingDependencyError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(cgan_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'ganrt[cpu]'" in out.stdout
