@@ -40,7 +40,8 @@ def _labels_arg(gen: Generator, label: str | None, labels: str | None, n: int):
         values = [v.strip() for v in labels.split(",") if v.strip()]
         if not values:
             raise click.UsageError("--labels needs a comma-separated list such as 0,3,Sneaker")
-        return [values[i % len(values)] for i in range(n)]  # the list repeats over the n images
+        classes = np.array([gen.label_index(v) for v in values], dtype=np.int64)
+        return np.resize(classes, n)  # the list repeats over the n images
     return None
 
 

@@ -87,25 +87,36 @@ class Generator(Model):
         return int(label)
 
     def resolve_labels(self, labels: LabelSpec, indices: np.ndarray) -> np.ndarray | None:
-        """Per-image labels (len(indices),) int64: None cycles classes by image index."""
+        """Per-image labels (len(indices),) int64 for images ``indices``; None cycles classes by index."""
+        return self._label_source(labels, len(indices))(0, indices)
+
+    def _label_source(self, labels: LabelSpec, n: int):
+        """Validate ``labels`` for a run of n images; returns f(offset, indices) -> labels of that batch.
+
+        Only an explicit per-image list is held in memory; the default (i % K) and a single label
+        are computed per batch, so streaming a huge run stays bounded by the batch.
+        """
         if not self.info.conditional:
             if labels is not None:
                 raise LabelError(f"'{self.name}' is unconditional: it takes no labels")
-            return None
+            return lambda off, idx: None
         if labels is None:
-            return (indices % self.num_classes).astype(np.int64)
+            k = self.num_classes
+            return lambda off, idx: (idx % k).astype(np.int64)
         if isinstance(labels, (str, int, np.integer)):
-            return np.full(len(indices), self.label_index(labels), dtype=np.int64)
-        values = list(labels)
-        if len(values) != len(indices):
-            raise LabelError(f"got {len(values)} labels for {len(indices)} images; give one label, or one per image")
-        arr = np.asarray(values)
-        if arr.dtype.kind in "iu" and arr.size:  # fast path: validate the whole array at once
+            c = self.label_index(labels)
+            return lambda off, idx: np.full(len(idx), c, dtype=np.int64)
+        arr = np.asarray(labels) if isinstance(labels, np.ndarray) else np.asarray(list(labels))
+        if arr.ndim != 1 or len(arr) != n:
+            raise LabelError(f"got {arr.size} labels for {n} images; give one label, or one per image")
+        if arr.dtype.kind in "iu":  # validate the whole array at once
             bad = (arr < 0) | (arr >= self.num_classes)
             if bad.any():
                 self.label_index(int(arr[bad][0]))  # raises with the offending value
-            return arr.astype(np.int64)
-        return np.array([self.label_index(v) for v in values], dtype=np.int64)
+            arr = arr.astype(np.int64)
+        else:
+            arr = np.array([self.label_index(v) for v in arr.tolist()], dtype=np.int64)
+        return lambda off, idx: arr[off : off + len(idx)]
 
     # -- sampling -----------------------------------------------------------------------------
     def latents(self, n: int, *, seed: int = 0, start: int = 0, truncation: float | None = None) -> np.ndarray:
@@ -152,14 +163,14 @@ class Generator(Model):
         start = check_count("start", start, minimum=0)
         bs = check_count("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         latent.check_truncation(truncation)
-        all_labels = self.resolve_labels(labels, np.arange(start, start + n))
-        return self._stream(n, seed, all_labels, truncation, bs, start)
+        label_source = self._label_source(labels, n)
+        return self._stream(n, seed, label_source, truncation, bs, start)
 
-    def _stream(self, n, seed, all_labels, truncation, bs, start) -> Iterator[Batch]:
+    def _stream(self, n, seed, label_source, truncation, bs, start) -> Iterator[Batch]:
         for off in range(0, n, bs):
             idx = np.arange(start + off, start + min(off + bs, n))
             z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
-            ys = None if all_labels is None else all_labels[off : off + len(idx)]
+            ys = label_source(off, idx)
             yield Batch(start=int(idx[0]), images=self._run(z, ys), labels=ys)
 
     def sample(

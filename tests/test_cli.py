@@ -154,3 +154,9 @@ def test_export_cli_reports_corrupt_checkpoint(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "truncated or corrupt" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_labels_list_repeats_over_the_images(cgan_path, tmp_path):
+    res, _ = run("generate", "--model", cgan_path, "-n", 5, "--labels", "1, 8", "--format", "npz", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert np.load(tmp_path / "shard-000000.npz")["labels"].tolist() == [1, 8, 1, 8, 1]
