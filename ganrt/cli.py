@@ -187,21 +187,32 @@ def interpolate(model, seed, rows, steps, label, method, truncation, device, out
 @click.option("--classifier", default="fashion-classifier", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(model, n, seed, classifier, as_json):
-    """Label accuracy of a conditional generator: the share of samples classified as the requested class."""
-    from .quality import label_accuracy
+    """Judge a generator's samples with a classifier.
+
+    Conditional models: the share of samples classified as the requested class (classes evenly).
+    Unconditional models: the share of samples in each class (a collapsed generator leaves gaps).
+    """
+    from .quality import class_coverage, label_accuracy
 
     gen = _load_generator(model, "cpu", None)
     clf = load(classifier, kind="classifier")
-    report = label_accuracy(gen, clf, n=n, seed=seed)
+    report = (label_accuracy if gen.info.conditional else class_coverage)(gen, clf, n=n, seed=seed)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{report['model']}: {report['n']} samples (seed {seed}), classes evenly, judged by {report['classifier']}")
-    for name, acc in report["per_class"].items():
-        click.echo(f"  {name:<14} {acc:.3f}")
-    click.echo(f"  {'overall':<14} {report['accuracy']:.4f}")
-    if report["classifier_test_accuracy"] is not None:
-        click.echo(f"  {'real test set':<14} {report['classifier_test_accuracy']:.4f}  (the classifier on real images: the ceiling)")
+    click.echo(f"{report['model']}: {report['n']} samples (seed {seed}), judged by {report['classifier']}")
+    if gen.info.conditional:
+        click.echo("share classified as the requested class (classes evenly):")
+        for name, acc in report["per_class"].items():
+            click.echo(f"  {name:<14} {acc:.3f}")
+        click.echo(f"  {'overall':<14} {report['accuracy']:.4f}")
+    else:
+        click.echo("share of samples per predicted class:")
+        for name, share in report["class_share"].items():
+            click.echo(f"  {name:<14} {share:.3f}")
+        click.echo(f"  {'confidence':<14} {report['mean_confidence']:.3f}  (mean top-class probability)")
+    if clf.test_accuracy is not None:
+        click.echo(f"  {'real test set':<14} {clf.test_accuracy:.4f}  (the classifier's accuracy on real images: the ceiling)")
 
 
 def run(group: click.Group) -> None:

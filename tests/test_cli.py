@@ -160,3 +160,12 @@ def test_labels_list_repeats_over_the_images(cgan_path, tmp_path):
     res, _ = run("generate", "--model", cgan_path, "-n", 5, "--labels", "1, 8", "--format", "npz", "--out", tmp_path)
     assert res.exit_code == 0, res.output
     assert np.load(tmp_path / "shard-000000.npz")["labels"].tolist() == [1, 8, 1, 8, 1]
+
+
+def test_eval_class_coverage_of_unconditional_model(dcgan_path, classifier_path):
+    import json
+
+    res, _ = run("eval", dcgan_path, "-n", 40, "--classifier", classifier_path, "--json")
+    assert res.exit_code == 0, res.output
+    share = json.loads(res.output)["class_share"]
+    assert len(share) == 10 and abs(sum(share.values()) - 1.0) < 1e-9
