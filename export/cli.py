@@ -106,6 +106,39 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
     click.echo(f"checkpoint: {path}")
 
 
+@train.command("sr")
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints go here.")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
+@click.option("--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
+@click.option("--width", type=click.IntRange(min=1), default=48, show_default=True)
+@click.option("--blocks", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--stage", type=click.Choice(["pixel", "adversarial"]), default="pixel", show_default=True,
+              help="pixel: L1 loss (PSNR); adversarial: L1 + GAN loss, starting from --init.")
+@click.option("--init", default="", help="Pixel-stage run (or checkpoint) that the adversarial stage starts from.")
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(min=4), default=32, show_default=True, help="Low-resolution patch side.")
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--adv-weight", type=float, default=1e-3, show_default=True)
+@click.option("--feature-weight", type=float, default=0.0, show_default=True, help="L1 on the discriminator's features.")
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="Use only the first N training photos.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_sr_cmd(run_dir, resume, scale, width, blocks, stage, init, epochs, steps_per_epoch, batch_size, patch, lr,
+                 adv_weight, feature_weight, limit, seed, threads, progress):
+    """Train an upscaler on the photos bundled with scikit-image and scikit-learn."""
+    from .config import SRConfig, SRTrainConfig
+    from .train import train_sr
+
+    _threads(threads)
+    tcfg = SRTrainConfig(stage=stage, init=init, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+                         patch=patch, lr=lr, adv_weight=adv_weight, feature_weight=feature_weight, limit=limit, seed=seed)
+    path = train_sr(SRConfig(scale=int(scale), width=width, blocks=blocks), tcfg, run_dir, resume=resume, progress=progress)
+    click.echo(f"checkpoint: {path}")
+
+
 @cli.command("export")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("output", type=click.Path(dir_okay=False))

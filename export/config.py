@@ -85,3 +85,53 @@ class TrainConfig:
 
     to_dict = asdict
     from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class SRConfig:
+    """Sub-pixel super-resolution generator (ESPCN / SRResNet style), RGB in, RGB x scale out."""
+
+    scale: int = 4  # 2 or 4
+    width: int = 32  # channels of the residual body
+    blocks: int = 4  # residual blocks (conv-ReLU-conv + skip), no BatchNorm
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 3, 4):
+            raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if self.width < 1 or self.blocks < 0:
+            raise ValueError("width must be >= 1 and blocks >= 0")
+
+    @property
+    def receptive_radius(self) -> int:
+        """Input pixels on each side that one output pixel depends on: one per 3x3 convolution."""
+        return 2 * self.blocks + 3  # head, 2 per block, body tail, sub-pixel conv
+
+    to_dict = asdict
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class SRTrainConfig:
+    """Stage 1 (``pixel``): L1 loss for PSNR. Stage 2 (``adversarial``): L1 + adversarial (+ feature) loss."""
+
+    stage: str = "pixel"  # pixel | adversarial
+    init: str = ""  # stage 2 starts from this stage-1 checkpoint
+    epochs: int = 20
+    steps_per_epoch: int = 100  # a checkpoint every epoch
+    batch_size: int = 16
+    patch: int = 32  # low-resolution patch side; the high-resolution crop is patch * scale
+    lr: float = 5e-4
+    adv_weight: float = 1e-3  # SRGAN's weight of the adversarial term
+    feature_weight: float = 0.0  # L1 between D's features of SR and HR (no pretrained VGG offline)
+    limit: int = 0  # use only the first `limit` training photos (0 = all): tiny test runs
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("pixel", "adversarial"):
+            raise ValueError(f"stage must be pixel or adversarial, got {self.stage!r}")
+        for name in ("epochs", "steps_per_epoch", "batch_size", "patch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    to_dict = asdict
+    from_dict = classmethod(_from_dict)

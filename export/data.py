@@ -122,3 +122,56 @@ def load_dataset(
         class_names=classes,
         description=description,
     )
+
+
+# Super-resolution photographs that ship inside scikit-image and scikit-learn. The split is fixed
+# here: the evaluation photos are never trained on (skimage's `cat` is the same photo as
+# `chelsea`, so it is left out; synthetic images such as colorwheel and checkerboard too).
+SR_TRAIN_PHOTOS = (
+    "astronaut", "stereo_motorcycle", "hubble_deep_field", "immunohistochemistry", "retina", "sklearn:china",
+    "brick", "grass", "gravel", "moon", "coins", "clock", "cell", "page", "text",
+)
+SR_EVAL_PHOTOS = ("chelsea", "coffee", "rocket", "sklearn:flower", "camera")
+
+
+def load_photo(name: str) -> np.ndarray:
+    """One bundled photo as (H, W, 3) uint8 (grayscale photos replicated to RGB)."""
+    if name.startswith("sklearn:"):
+        try:
+            from sklearn.datasets import load_sample_image
+        except ImportError:
+            raise DataError("the sklearn photos need scikit-learn: pip install scikit-learn") from None
+        img = load_sample_image(name.split(":", 1)[1] + ".jpg")
+    else:
+        try:
+            import skimage.data
+        except ImportError:
+            raise DataError("the training photos need scikit-image: pip install scikit-image") from None
+        loader = getattr(skimage.data, name, None)
+        if loader is None:
+            raise DataError(f"scikit-image has no photo {name!r}")
+        img = loader()
+        if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity)
+            img = img[0]
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3], dtype=np.uint8)
+
+
+def load_photos(split: str, *, limit: int = 0) -> list[tuple[str, np.ndarray]]:
+    """The fixed ``train`` or ``eval`` photos as (name, (H, W, 3) uint8)."""
+    if split not in ("train", "eval"):
+        raise DataError(f"split must be train or eval, got {split!r}")
+    names = SR_TRAIN_PHOTOS if split == "train" else SR_EVAL_PHOTOS
+    names = names[:limit] if limit else names
+    return [(n.split(":")[-1], load_photo(n)) for n in names]
+
+
+def degrade(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(HR cropped to a multiple of scale, its bicubic downscale by ``scale``), both uint8."""
+    from ganrt.images import bicubic_resize
+
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    hr = hr[:h, :w]
+    return hr, bicubic_resize(hr, (w // scale, h // scale))

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .config import ClassifierConfig, GANConfig
+from .config import ClassifierConfig, GANConfig, SRConfig
 
 
 def _n_up(image_size: int) -> int:
@@ -114,3 +114,55 @@ class Classifier(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = images.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (N, C, S, S)
         return self.forward_float(x)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SRGenerator(nn.Module):
+    """image (N, 3, H, W) in [0, 1] -> (N, 3, sH, sW), about [0, 1] (the runtime clips).
+
+    Residual body at low resolution (SRResNet without BatchNorm), then one sub-pixel convolution
+    (ESPCN): a 3x3 conv to 3*s^2 channels and PixelShuffle(s) (ONNX DepthToSpace). The network
+    predicts the residual over nearest-neighbour upsampling, so it starts from a sane image.
+    """
+
+    def __init__(self, cfg: SRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.width
+        self.head = nn.Conv2d(3, c, 3, padding=1)
+        self.body = nn.Sequential(*[_ResBlock(c) for _ in range(cfg.blocks)], nn.Conv2d(c, c, 3, padding=1))
+        self.up = nn.Sequential(nn.Conv2d(c, 3 * cfg.scale**2, 3, padding=1), nn.PixelShuffle(cfg.scale))
+        nn.init.zeros_(self.up[0].weight)  # start as exact nearest-neighbour upsampling
+        nn.init.zeros_(self.up[0].bias)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.head(image - 0.5)  # (N, C, H, W)
+        h = h + self.body(h)
+        base = nn.functional.interpolate(image, scale_factor=self.cfg.scale, mode="nearest")  # (N, 3, sH, sW)
+        return base + self.up(h)
+
+
+class SRDiscriminator(nn.Module):
+    """image (N, 3, h, w) -> (logit (N,), features (N, F)); SRGAN-style, global pooling for any patch size."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        layers: list[nn.Module] = [nn.Conv2d(3, w, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+        chans = [(w, w, 2), (w, 2 * w, 1), (2 * w, 2 * w, 2), (2 * w, 4 * w, 1), (4 * w, 4 * w, 2)]
+        for cin, cout, stride in chans:
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(4 * w, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x * 2.0 - 1.0).mean(dim=(2, 3))  # (N, 4w) global average
+        return self.head(f).view(-1), f

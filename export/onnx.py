@@ -24,7 +24,7 @@ from ganrt.metadata import METADATA_KEY, ModelInfo
 from ganrt.session import create_session
 
 from .config import GANConfig
-from .models import Classifier, Generator
+from .models import Classifier, Generator, SRGenerator
 from .train import Checkpoint, load_checkpoint
 
 OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
@@ -37,8 +37,8 @@ class ParityError(GanrtError, RuntimeError):
 
 
 def _model_from_checkpoint(ck: Checkpoint) -> torch.nn.Module:
-    if ck.kind == "gan":
-        model = Generator(ck.model_config)
+    if ck.kind in ("gan", "sr"):
+        model = (Generator if ck.kind == "gan" else SRGenerator)(ck.model_config)
         model.load_state_dict(ck.state["G"])
     else:
         model = Classifier(ck.model_config)
@@ -55,6 +55,10 @@ def _info(ck: Checkpoint, name: str, description: str) -> ModelInfo:
         "train_seconds": round(ck.train_seconds, 1),
         "last_epoch": ck.history[-1] if ck.history else {},
     }
+    if ck.kind == "sr":
+        return ModelInfo(kind="upscaler", name=name, description=description, training_data=ck.data,
+                         ganrt_version=__version__, image_shape=(0, 0, 3), value_range=(0.0, 1.0), scale=cfg.scale,
+                         receptive_radius=cfg.receptive_radius, training=training)
     common = dict(name=name, description=description, training_data=ck.data, ganrt_version=__version__,
                   image_shape=(cfg.image_size, cfg.image_size, cfg.channels), class_names=ck.class_names)
     if ck.kind == "gan":
@@ -66,8 +70,14 @@ def _info(ck: Checkpoint, name: str, description: str) -> ModelInfo:
     return ModelInfo(kind="classifier", num_classes=cfg.num_classes, value_range=(0.0, 255.0), training=training, **common)
 
 
+SR_PARITY_SIZES = ((1, 19, 27), (3, 32, 32), (8, 8, 5))  # (batch, H, W): odd and even sizes
+
+
 def _example_inputs(ck: Checkpoint, batch: int) -> dict[str, np.ndarray]:
     cfg = ck.model_config
+    if ck.kind == "sr":
+        n, h, w = SR_PARITY_SIZES[PARITY_BATCH_SIZES.index(batch)] if batch in PARITY_BATCH_SIZES else (batch, 12, 12)
+        return {"image": np.random.default_rng(batch).random((n, 3, h, w), dtype=np.float32)}
     if ck.kind == "gan":
         feeds = {"z": sample_latents(batch, np.arange(batch), cfg.nz, prior=ck.train_config.prior)}
         if cfg.num_classes:
@@ -89,13 +99,15 @@ def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> by
     example = _example_inputs(ck, 2)
     args = tuple(torch.from_numpy(v) for v in example.values())
     names = list(example)
-    outputs = ["image"] if ck.kind == "gan" else ["logits", "features"]
-    batch = torch.export.Dim("N", min=1)
+    outputs = {"gan": ["image"], "sr": ["upscaled"], "classifier": ["logits", "features"]}[ck.kind]
+    dims = {0: torch.export.Dim("N", min=1)}
+    if ck.kind == "sr":  # any image size
+        dims.update({2: torch.export.Dim("H", min=1), 3: torch.export.Dim("W", min=1)})
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name")  # z and label share N: intended
         program = torch.onnx.export(
             model, args, dynamo=True, opset_version=OPSET, input_names=names, output_names=outputs,
-            dynamic_shapes={n: {0: batch} for n in _forward_arg_names(model, len(names))}, verbose=False,
+            dynamic_shapes={n: dims for n in _forward_arg_names(model, len(names))}, verbose=False,
         )
     proto = program.model_proto
     proto.producer_name = "ganrt-export"

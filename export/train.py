@@ -15,6 +15,7 @@ epoch's checkpoint ends with the same weights as one that was never stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -31,9 +32,9 @@ from ganrt.errors import GanrtError
 from ganrt.images import save_grid
 from ganrt.latent import sample_latents
 
-from .config import ClassifierConfig, GANConfig, TrainConfig
-from .data import Dataset, load_dataset
-from .models import Classifier, Discriminator, Generator
+from .config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
+from .data import Dataset, degrade, load_dataset, load_photos
+from .models import Classifier, Discriminator, Generator, SRDiscriminator, SRGenerator
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "ganrt-checkpoint-1"
@@ -45,13 +46,16 @@ class CheckpointError(GanrtError, ValueError):
     """A checkpoint is missing, truncated, corrupt, or of the wrong kind."""
 
 
+_CONFIGS = {"gan": (GANConfig, TrainConfig), "classifier": (ClassifierConfig, TrainConfig), "sr": (SRConfig, SRTrainConfig)}
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    kind: str  # "gan" | "classifier"
-    model_config: GANConfig | ClassifierConfig
-    train_config: TrainConfig
+    kind: str  # "gan" | "classifier" | "sr"
+    model_config: GANConfig | ClassifierConfig | SRConfig
+    train_config: TrainConfig | SRTrainConfig
     epoch: int  # completed epochs
-    state: dict[str, Any]  # "G", "D", "opt_g", "opt_d" | "model", "opt"
+    state: dict[str, Any]  # "G", "D", "opt_g", "opt_d" | "model", "opt"; sr: "G", "opt_g" (+ "D", "opt_d")
     history: list[dict[str, float]]
     class_names: tuple[str, ...]
     data: str
@@ -86,11 +90,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path} is not a ganrt checkpoint (expected format {CHECKPOINT_FORMAT})")
     try:
         kind = raw["kind"]
-        cfg_cls = GANConfig if kind == "gan" else ClassifierConfig
+        cfg_cls, tcfg_cls = _CONFIGS[kind]
         return Checkpoint(
             kind=kind,
             model_config=cfg_cls.from_dict(raw["model_config"]),
-            train_config=TrainConfig.from_dict(raw["train_config"]),
+            train_config=tcfg_cls.from_dict(raw["train_config"]),
             epoch=int(raw["epoch"]),
             state=raw["state"],
             history=list(raw["history"]),
@@ -103,7 +107,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint is missing or has a bad field ({exc})") from None
 
 
-def _ck_dict(kind, model_cfg, tcfg, epoch, state, history, data: Dataset, seconds) -> dict[str, Any]:
+def _ck_dict(kind, model_cfg, tcfg, epoch, state, history, data: Dataset | str, seconds) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT,
         "kind": kind,
@@ -112,8 +116,8 @@ def _ck_dict(kind, model_cfg, tcfg, epoch, state, history, data: Dataset, second
         "epoch": epoch,
         "state": state,
         "history": history,
-        "class_names": list(data.class_names),
-        "data": data.description,
+        "class_names": list(data.class_names) if isinstance(data, Dataset) else [],
+        "data": data.description if isinstance(data, Dataset) else data,
         "train_seconds": seconds,
     }
 
@@ -131,7 +135,7 @@ def _aux_labels(cfg: GANConfig, n: int) -> torch.Tensor | None:
     return torch.arange(n) % cfg.num_classes if cfg.num_classes else None
 
 
-def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg: TrainConfig):
+def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg):
     """Create ``run_dir``; with ``resume`` take the stored settings (only the epoch count may grow).
 
     Returns (run_dir, checkpoint or None, model config, train config).
@@ -146,7 +150,7 @@ def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg: T
     ck = load_checkpoint(path)
     if ck.kind != kind:
         raise CheckpointError(f"{path} is a {ck.kind} checkpoint, not a {kind} one")
-    return run_dir, ck, ck.model_config, TrainConfig.from_dict({**ck.train_config.to_dict(), "epochs": tcfg.epochs})
+    return run_dir, ck, ck.model_config, dataclasses.replace(ck.train_config, epochs=tcfg.epochs)
 
 
 def recalibrate_batchnorm(G: Generator, tcfg: TrainConfig, *, batches: int = 16, batch_size: int = 256) -> None:
@@ -344,4 +348,123 @@ def train_classifier(
             print(f"epoch {epoch + 1}: test accuracy {acc:.4f}", flush=True)
         state = {"model": model.state_dict(), "opt": opt.state_dict()}
         save_checkpoint(run_dir / CHECKPOINT_NAME, _ck_dict("classifier", cfg, tcfg, epoch + 1, state, history, train, seconds))
+    return run_dir / CHECKPOINT_NAME
+
+
+class PatchSampler:
+    """Random training pairs: an HR crop of (patch * scale)^2 from a photo (chosen by area),
+    flipped and rotated at random, and its Pillow-bicubic downscale. Deterministic per (seed, epoch)."""
+
+    def __init__(self, photos: list[tuple[str, np.ndarray]], scale: int, patch: int) -> None:
+        self.photos = [img for _, img in photos if min(img.shape[:2]) >= patch * scale]
+        if not self.photos:
+            raise CheckpointError(f"no training photo is at least {patch * scale} pixels on a side")
+        area = np.array([img.shape[0] * img.shape[1] for img in self.photos], dtype=np.float64)
+        self.p = area / area.sum()
+        self.scale, self.patch = scale, patch
+
+    def batch(self, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR (n, 3, p, p), HR (n, 3, p*s, p*s)) float in [0, 1]."""
+        side = self.patch * self.scale
+        lrs, hrs = [], []
+        for k in rng.choice(len(self.photos), size=n, p=self.p):
+            img = self.photos[k]
+            y = int(rng.integers(0, img.shape[0] - side + 1))
+            x = int(rng.integers(0, img.shape[1] - side + 1))
+            crop = img[y : y + side, x : x + side]
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            crop = np.rot90(crop, int(rng.integers(0, 4)))
+            hr, lr = degrade(np.ascontiguousarray(crop), self.scale)
+            hrs.append(hr)
+            lrs.append(lr)
+        to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+        return to_t(lrs), to_t(hrs)
+
+
+def train_sr(
+    cfg: SRConfig,
+    tcfg: SRTrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) an upscaler: stage ``pixel`` (L1) or ``adversarial`` (L1 + GAN + feature loss).
+
+    Stage 2 starts from the stage-1 checkpoint given as ``tcfg.init``. Each epoch is
+    ``steps_per_epoch`` steps on fresh random patches; a checkpoint and an eval-crop PNG follow it.
+    """
+    run_dir, ck, cfg, tcfg = _start_run(run_dir, resume, "sr", cfg, tcfg)
+    photos = load_photos("train", limit=tcfg.limit)
+    sampler = PatchSampler(photos, cfg.scale, tcfg.patch)
+    torch.manual_seed(tcfg.seed)
+    G = SRGenerator(cfg)
+    opt_g = torch.optim.Adam(G.parameters(), lr=tcfg.lr, betas=(0.9, 0.999))
+    adversarial = tcfg.stage == "adversarial"
+    D = SRDiscriminator() if adversarial else None
+    opt_d = torch.optim.Adam(D.parameters(), lr=tcfg.lr, betas=(0.9, 0.999)) if adversarial else None
+    start, history, seconds = 0, [], 0.0
+    if ck is not None:
+        G.load_state_dict(ck.state["G"])
+        opt_g.load_state_dict(ck.state["opt_g"])
+        if adversarial:
+            D.load_state_dict(ck.state["D"])
+            opt_d.load_state_dict(ck.state["opt_d"])
+        start, history, seconds = ck.epoch, ck.history, ck.train_seconds
+    elif adversarial:
+        if not tcfg.init:
+            raise CheckpointError("the adversarial stage starts from a pixel-stage checkpoint: pass --init RUN_DIR")
+        init = load_checkpoint(tcfg.init)
+        if init.kind != "sr" or init.model_config != cfg:
+            raise CheckpointError(f"--init {tcfg.init} is not a pixel-stage upscaler with this configuration ({cfg})")
+        G.load_state_dict(init.state["G"])
+        seconds = init.train_seconds
+    bce = nn.BCEWithLogitsLoss()
+    total_steps = tcfg.epochs * tcfg.steps_per_epoch
+    description = "scikit-image / scikit-learn photos: " + ", ".join(name for name, _ in photos)
+    for epoch in range(start, tcfg.epochs):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([tcfg.seed, epoch])
+        sums = {"l1": 0.0, "adv_g": 0.0, "loss_d": 0.0}
+        bar = _progress(tcfg.steps_per_epoch, f"epoch {epoch + 1}/{tcfg.epochs}", progress)
+        G.train()
+        for it in range(tcfg.steps_per_epoch):
+            step = epoch * tcfg.steps_per_epoch + it
+            for group in opt_g.param_groups:  # cosine schedule, a function of the step alone
+                group["lr"] = tcfg.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            lr_img, hr_img = sampler.batch(rng, tcfg.batch_size)
+            sr = G(lr_img)
+            l1 = nn.functional.l1_loss(sr, hr_img)
+            loss = l1
+            if adversarial:
+                opt_d.zero_grad(set_to_none=True)
+                out_real, _ = D(hr_img)  # real and generated through D separately, as in the GAN recipe
+                out_fake, _ = D(sr.detach().clamp(0, 1))
+                loss_d = bce(out_real, torch.ones_like(out_real)) + bce(out_fake, torch.zeros_like(out_fake))
+                loss_d.backward()
+                opt_d.step()
+                logit, feat_sr = D(sr.clamp(0, 1))
+                adv = bce(logit, torch.ones_like(logit))
+                loss = loss + tcfg.adv_weight * adv
+                if tcfg.feature_weight:
+                    with torch.no_grad():
+                        _, feat_hr = D(hr_img)
+                    loss = loss + tcfg.feature_weight * nn.functional.l1_loss(feat_sr, feat_hr)
+                sums["adv_g"] += adv.item()
+                sums["loss_d"] += loss_d.item()
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            sums["l1"] += l1.item()
+            bar.update(1)
+            if it % 10 == 0:
+                bar.set_postfix(l1=f"{l1.item():.4f}")
+        bar.close()
+        seconds += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, **{k: v / tcfg.steps_per_epoch for k, v in sums.items()}, "seconds": seconds})
+        state = {"G": G.state_dict(), "opt_g": opt_g.state_dict()}
+        if adversarial:
+            state.update(D=D.state_dict(), opt_d=opt_d.state_dict())
+        save_checkpoint(run_dir / CHECKPOINT_NAME, _ck_dict("sr", cfg, tcfg, epoch + 1, state, history, description, seconds))
     return run_dir / CHECKPOINT_NAME

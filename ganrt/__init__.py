@@ -3,6 +3,7 @@
     >>> import ganrt
     >>> g = ganrt.load("fashion-cgan")
     >>> images = g.sample(16, labels="Sneaker", seed=1)   # (16, 32, 32, 1) uint8
+    >>> big = ganrt.load("sr-x4").upscale(photo)           # (4H, 4W, 3) uint8, tiled
 """
 
 from __future__ import annotations
@@ -20,20 +21,22 @@ from .errors import (
     ModelFormatError,
     ModelKindError,
     ModelNotFoundError,
+    ImageError,
     OutputError,
     ParameterError,
 )
 from .generator import Batch, Generator
+from .upscaler import Upscaler
 from .metadata import ModelInfo
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = "fashion-cgan"
-_CLASSES = {"generator": Generator, "classifier": Classifier}
+_CLASSES = {"generator": Generator, "classifier": Classifier, "upscaler": Upscaler}
 
 __all__ = [
-    "__version__", "load", "available_models", "resolve_model", "Generator", "Classifier", "Batch", "ModelInfo",
+    "__version__", "load", "available_models", "resolve_model", "Generator", "Classifier", "Upscaler", "Batch", "ModelInfo",
     "GanrtError", "MissingDependencyError", "ModelNotFoundError", "ModelFormatError", "ModelKindError",
-    "DeviceError", "LabelError", "ParameterError", "OutputError", "DEFAULT_MODEL",
+    "DeviceError", "LabelError", "ParameterError", "OutputError", "ImageError", "DEFAULT_MODEL",
 ]
 
 
@@ -63,7 +66,7 @@ def load(
 ) -> Any:
     """Load a bundled model by name, or a ganrt ONNX file by path.
 
-    Returns a ``Generator`` (or a ``Classifier``), configured from the file's metadata. ``device``
+    Returns a ``Generator``, ``Upscaler`` or ``Classifier``, configured from the file's metadata. ``device``
     is ``cpu``, ``cuda`` (an error if CUDA cannot run it) or ``auto``; ``threads`` None lets
     onnxruntime use one thread per core. ``kind`` ("generator", ...) raises ``ModelKindError``
     when the file holds another kind of model.

@@ -41,3 +41,7 @@ class ParameterError(GanrtError, ValueError):
 
 class OutputError(GanrtError, OSError):
     """An output path cannot be written, or would overwrite or mix with an earlier run."""
+
+
+class ImageError(GanrtError, ValueError):
+    """An input image cannot be read: not an image, truncated, zero-size, or over the pixel limit."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
+from .errors import ImageError, OutputError
 
 
 def make_grid(images: np.ndarray, *, nrow: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
@@ -116,3 +116,59 @@ def float_to_uint8(x: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)
     lo, hi = value_range
     y = (np.asarray(x, dtype=np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
     return np.clip(np.rint(y), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def bicubic_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's bicubic resize of (H, W) or (H, W, C) uint8 to ``size`` = (width, height).
+
+    Pillow antialiases when it shrinks, so this is also the degradation that makes the
+    low-resolution training inputs of the upscalers (and their bicubic baseline).
+    """
+    from PIL import Image
+
+    image = np.asarray(image, dtype=np.uint8)
+    if image.ndim == 2 or image.shape[-1] in (3, 4) and image.ndim == 3:
+        mode = None if image.ndim == 2 else ("RGB" if image.shape[-1] == 3 else "RGBA")
+        pil = Image.fromarray(image, mode=mode) if mode else Image.fromarray(image)
+        return np.asarray(pil.resize(size, Image.BICUBIC))
+    # any other channel count: channel by channel
+    return np.stack([bicubic_resize(image[..., c], size) for c in range(image.shape[-1])], axis=-1)
+
+
+DEFAULT_MAX_PIXELS = 40_000_000  # input pixels: a 4000x3000 photo is 12M; x4 of 40M is 1.9 GB of output
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, load: bool = True):
+    """Open an image file with Pillow, checked: a readable image, not zero-size, within ``max_pixels``.
+
+    Pillow's own decompression-bomb guard stays on. ``load=False`` checks the header only
+    (cheap: validate every input before any output is written).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        im = Image.open(path)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path} is a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image (Pillow cannot identify it)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: {exc}".split(", could be")[0] + " (Pillow's decompression-bomb guard)") from None
+    except OSError as exc:
+        raise ImageError(f"{path} cannot be read: {exc}") from None
+    w, h = im.size
+    if w == 0 or h == 0:
+        raise ImageError(f"{path} is a zero-size image ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(f"{path} has {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}; raise it with --max-pixels")
+    if load:
+        try:
+            im.load()
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"{path}: {exc} (Pillow's decompression-bomb guard)") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{path} is truncated or corrupt: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return im

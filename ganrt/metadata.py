@@ -16,13 +16,18 @@ from .latent import PRIORS
 
 METADATA_KEY = "ganrt"
 SCHEMA_VERSION = 1
-KINDS = ("generator", "classifier")
+KINDS = ("generator", "classifier", "upscaler")
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB: settings, not payloads
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Settings of a ganrt model file; ``image_shape`` is (H, W, C) of the images it makes or reads."""
+    """Settings of a ganrt model file; ``image_shape`` is (H, W, C) of the images it makes or reads.
+
+    Upscalers take any size: their ``image_shape`` is (0, 0, C), and ``scale`` and
+    ``receptive_radius`` (input pixels each output pixel depends on, per side) tell the tiler
+    how far apart tiles must overlap to be exact.
+    """
 
     kind: str
     name: str
@@ -32,6 +37,8 @@ class ModelInfo:
     prior: str = "normal"
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
+    scale: int = 0
+    receptive_radius: int = 0
     description: str = ""
     training_data: str = ""
     ganrt_version: str = ""
@@ -73,6 +80,8 @@ class ModelInfo:
                 prior=str(raw.get("prior", "normal")),
                 num_classes=int(raw.get("num_classes", 0)),
                 class_names=tuple(str(c) for c in raw.get("class_names", ())),
+                scale=int(raw.get("scale", 0)),
+                receptive_radius=int(raw.get("receptive_radius", 0)),
                 description=str(raw.get("description", "")),
                 training_data=str(raw.get("training_data", "")),
                 ganrt_version=str(raw.get("ganrt_version", "")),
@@ -91,7 +100,10 @@ class ModelInfo:
         if self.kind not in KINDS:
             raise bad(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
         h, w, c = self.image_shape
-        if min(h, w) < 1 or c not in (1, 3):
+        if self.kind == "upscaler":
+            if c != 3 or self.scale < 2 or self.receptive_radius < 0:
+                raise bad(f"an upscaler needs 3 channels and scale >= 2, got channels {c}, scale {self.scale}")
+        elif min(h, w) < 1 or c not in (1, 3):
             raise bad(f"image_shape {self.image_shape} must be (H>=1, W>=1, C in 1 or 3)")
         if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
             raise bad(f"value_range {self.value_range} must be (low, high) with low < high")

@@ -1,0 +1,203 @@
+"""``Upscaler``: tiled super-resolution of images of any size with an exported sub-pixel generator.
+
+Pipeline: pre-process (any layout -> RGB float tiles), tile, run (batched), blend, post-process
+(uint8, back to the input's layout). Tiles overlap; each tile's weight is zero within the model's
+receptive radius of its inner edges and ramps up smoothly (raised cosine) over the rest of the
+overlap. Every pixel that gets weight is therefore computed from exactly the input a whole-image
+run sees, so the tiled result equals the whole-image result (up to float rounding), with no seams.
+
+Memory: tiles are processed one tile row at a time into a float band of (tile * scale) output rows;
+rows that no later tile touches are finalised to uint8 at once. Peak memory is the uint8 output
+plus that band (tile * scale * width * scale * 12 bytes) plus one batch of tiles, whatever the height.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelFormatError, ParameterError
+from .images import bicubic_resize
+from .metadata import ModelInfo
+from .model import Model
+
+DEFAULT_TILE = 256  # input pixels per side: ~15 MB of float activations per tile at width 48
+DEFAULT_BATCH_SIZE = 4  # tiles per onnxruntime call
+_RAMP_PIXELS = 8  # input pixels of smooth cross-fade inside the default overlap
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile starts along one axis: a regular step, the last tile flush with the end."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    return list(range(0, length - tile, step)) + [length - tile]
+
+
+def _ramp(n: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n) if n > 0 else np.zeros(0)
+
+
+def _axis_weight(start: int, size: int, length: int, margin: int, overlap: int, scale: int) -> np.ndarray:
+    """Weight along one axis for a tile [start, start+size) of an axis of ``length``, in output pixels.
+
+    Inner edges (not image borders): zero over ``margin`` input pixels, then a raised-cosine ramp
+    over ``overlap - 2*margin``; 1 elsewhere. Image borders keep weight 1 (padding is the same as
+    in a whole-image run there).
+    """
+    w = np.ones(size * scale, dtype=np.float32)
+    m, r = margin * scale, max(overlap - 2 * margin, 0) * scale
+    ramp = _ramp(r).astype(np.float32)
+    if start > 0:
+        w[:m] = 0.0
+        w[m : m + r] = ramp
+    if start + size < length:
+        w[len(w) - m :] = 0.0
+        w[len(w) - m - r : len(w) - m] = np.minimum(w[len(w) - m - r : len(w) - m], ramp[::-1])
+    return w
+
+
+class Upscaler(Model):
+    """A loaded upscaler (``ganrt.load("sr-x4")``). Stateless per call and thread-safe."""
+
+    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
+        super().__init__(session, info, source=source, path=path)
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type != "tensor(float)":
+            raise ModelFormatError(f"{source}: an upscaler takes one float (N, 3, H, W) input")
+        self._input = inputs[0].name
+        self._output = session.get_outputs()[0].name
+
+    @property
+    def scale(self) -> int:
+        return self.info.scale
+
+    @property
+    def receptive_radius(self) -> int:
+        return self.info.receptive_radius
+
+    @property
+    def default_overlap(self) -> int:
+        """2 x receptive radius (exact tiles) + a ramp for a smooth cross-fade."""
+        return 2 * self.receptive_radius + _RAMP_PIXELS
+
+    def __repr__(self) -> str:
+        return f"Upscaler({self.name!r}, scale={self.scale})"
+
+    # -- public API -------------------------------------------------------------------------
+    def upscale(self, image: Any, *, tile: int | None = None, overlap: int | None = None, batch_size: int | None = None) -> Any:
+        """Upscale ``image`` by ``scale``; uint8 (H, W), (H, W, 1), (H, W, 3), (H, W, 4) or a Pillow image.
+
+        Returns the same kind of value at scale x (a Pillow image for a Pillow image). Grayscale
+        goes through the RGB model and back; alpha is upscaled separately (bicubic). ``tile``
+        (default 256 input pixels) bounds memory; ``overlap`` (default 2 x receptive radius + 8)
+        of at least 2 x receptive radius keeps tiles exact.
+        """
+        tile, overlap, batch_size = self._check_options(tile, overlap, batch_size)
+        if hasattr(image, "getbands") and hasattr(image, "mode"):  # a Pillow image
+            return self._upscale_pil(image, tile, overlap, batch_size)
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8:
+            raise ParameterError(f"upscale needs uint8 pixels, got {arr.dtype}")
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise ParameterError(f"upscale needs an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise ParameterError(f"cannot upscale a zero-size image ({arr.shape[0]}x{arr.shape[1]})")
+        if arr.ndim == 2:
+            return self._gray(arr, tile, overlap, batch_size)
+        if arr.shape[2] == 1:
+            return self._gray(arr[..., 0], tile, overlap, batch_size)[..., None]
+        out_rgb = self._rgb(arr[..., :3], tile, overlap, batch_size)
+        if arr.shape[2] == 3:
+            return out_rgb
+        alpha = bicubic_resize(arr[..., 3], (out_rgb.shape[1], out_rgb.shape[0]))
+        return np.concatenate([out_rgb, alpha[..., None]], axis=2)
+
+    # -- layouts ----------------------------------------------------------------------------
+    def _check_options(self, tile, overlap, batch_size) -> tuple[int, int, int]:
+        tile = DEFAULT_TILE if tile is None else tile
+        overlap = self.default_overlap if overlap is None else overlap
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        for name, value, low in (("tile", tile, 1), ("overlap", overlap, 0), ("batch_size", batch_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
+        if overlap >= tile:
+            raise ParameterError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
+        return int(tile), int(overlap), int(batch_size)
+
+    def _gray(self, gray: np.ndarray, tile: int, overlap: int, batch_size: int) -> np.ndarray:
+        rgb = self._rgb(np.repeat(gray[..., None], 3, axis=2), tile, overlap, batch_size)
+        y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601 luma
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+    def _upscale_pil(self, im: Any, tile: int, overlap: int, batch_size: int) -> Any:
+        from PIL import Image
+
+        mode = im.mode
+        if mode in ("L", "RGB", "RGBA"):
+            out = self.upscale(np.asarray(im), tile=tile, overlap=overlap, batch_size=batch_size)
+            return Image.fromarray(out, mode=mode)
+        if mode == "LA":
+            la = np.asarray(im)
+            gray = self._gray(la[..., 0], tile, overlap, batch_size)
+            alpha = bicubic_resize(la[..., 1], (gray.shape[1], gray.shape[0]))
+            return Image.fromarray(np.stack([gray, alpha], axis=2), mode="LA")
+        has_alpha = "transparency" in im.info or mode in ("PA", "RGBa", "La")
+        target = "RGBA" if has_alpha else ("L" if mode in ("1", "I", "I;16", "F") else "RGB")
+        if mode in ("I", "I;16", "F"):  # high bit depth: scale to 8 bits first
+            arr = np.asarray(im, dtype=np.float64)
+            peak = 65535.0 if arr.max() > 255 else 255.0
+            im = Image.fromarray(np.clip(np.rint(arr * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
+        return self._upscale_pil(im.convert(target), tile, overlap, batch_size)
+
+    # -- the tiled core -----------------------------------------------------------------------
+    def _run(self, tiles: np.ndarray) -> np.ndarray:
+        """(B, h, w, 3) uint8 -> (B, 3, h*s, w*s) float32 in about [0, 1]."""
+        x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1.0 / 255.0)
+        (y,) = self._session.run([self._output], {self._input: x})
+        return y
+
+    def _rgb(self, rgb: np.ndarray, tile: int, overlap: int, batch_size: int) -> np.ndarray:
+        """(H, W, 3) uint8 -> (H*s, W*s, 3) uint8, tiled and blended."""
+        s = self.scale
+        h, w = rgb.shape[:2]
+        th, tw = min(tile, h), min(tile, w)
+        ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+        margin = min(self.receptive_radius, overlap // 2)
+        wx = [_axis_weight(x, tw, w, margin, overlap, s) for x in xs]  # per tile column, (tw*s,)
+        wy = [_axis_weight(y, th, h, margin, overlap, s) for y in ys]  # per tile row, (th*s,)
+        # the weights are separable and every tile row uses the same columns, so the normaliser
+        # is the outer product of the per-axis sums
+        norm_x = np.zeros(w * s, np.float32)
+        for x, wgt in zip(xs, wx):
+            norm_x[x * s : (x + tw) * s] += wgt
+        norm_y = np.zeros(h * s, np.float32)
+        for y, wgt in zip(ys, wy):
+            norm_y[y * s : (y + th) * s] += wgt
+        out = np.empty((h * s, w * s, 3), dtype=np.uint8)
+        band = np.zeros((th * s, w * s, 3), dtype=np.float32)  # output rows [band_top, band_top + th*s)
+        band_top = 0
+        for r, y in enumerate(ys):
+            if y * s > band_top:  # rows above this tile row are final: emit them, slide the band
+                self._emit(out, band, band_top, y * s, norm_y, norm_x)
+                shift = y * s - band_top
+                band[: th * s - shift] = band[shift:]
+                band[th * s - shift :] = 0.0
+                band_top = y * s
+            for b in range(0, len(xs), batch_size):
+                cols = xs[b : b + batch_size]
+                up = self._run(np.stack([rgb[y : y + th, x : x + tw] for x in cols]))  # (B, 3, th*s, tw*s)
+                for k, x in enumerate(cols):
+                    weight = wy[r][:, None] * wx[b + k][None, :]  # (th*s, tw*s)
+                    band[:, x * s : (x + tw) * s] += (up[k] * weight).transpose(1, 2, 0)
+        self._emit(out, band, band_top, h * s, norm_y, norm_x)
+        return out
+
+    @staticmethod
+    def _emit(out, band, band_top, stop, norm_y, norm_x) -> None:
+        rows = slice(band_top, stop)
+        norm = norm_y[rows, None, None] * norm_x[None, :, None]  # (rows, W*s, 1)
+        out[rows] = np.clip(np.rint(band[: stop - band_top] / norm * 255.0), 0, 255).astype(np.uint8)
