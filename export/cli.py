@@ -153,6 +153,32 @@ def export_cmd(checkpoint, output, name, description, overwrite):
     click.echo(f"wrote {output}: parity max abs diff {report['max_abs_diff']:.2e} at batch sizes {report['batch_sizes']}")
 
 
+@cli.command("sr-eval")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--crops", type=click.Path(dir_okay=False), default=None, help="Write bicubic | model | original crops (PNG).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the scores as JSON.")
+def sr_eval_cmd(models, crops, json_path):
+    """PSNR / SSIM (Y, border = scale) of upscalers against bicubic on the held-out photos."""
+    import json
+
+    from ganrt.images import save_png
+
+    from .evaluate import crops as make_crops
+    from .evaluate import evaluate_upscaler, markdown_table, summary
+
+    report = {}
+    for i, model in enumerate(models):
+        scores, images = evaluate_upscaler(model)
+        click.echo(markdown_table(model, scores) + "\n")
+        report[model] = summary(scores)
+        if crops and i == 0:
+            save_png(crops, make_crops(images))
+    if json_path:
+        from pathlib import Path
+
+        Path(json_path).write_text(json.dumps(report, indent=2))
+
+
 def main() -> None:
     run(cli)
 

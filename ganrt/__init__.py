@@ -79,5 +79,6 @@ def load(
     session = create_session(path, device=device, threads=threads, source=source)
     info = read_info(session, source=source)
     if kind is not None and info.kind != kind:
-        raise ModelKindError(f"'{source}' is a {info.kind} model, not a {kind}; `ganrt models` lists each model's kind")
+        a = lambda word: ("an " if word[0] in "aeiou" else "a ") + word  # noqa: E731
+        raise ModelKindError(f"'{source}' is {a(info.kind)} model, not {a(kind)}; `ganrt models` lists each model's kind")
     return _CLASSES[info.kind](session, info, source=source, path=path)

@@ -6,6 +6,7 @@ exits non-zero. Arguments are all checked before the first image is made or file
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -14,9 +15,9 @@ import click
 import numpy as np
 
 from . import DEFAULT_MODEL, __version__, available_models, load
-from .errors import GanrtError, OutputError
-from .generator import Generator
-from .images import make_grid, save_gif, save_grid
+from .errors import GanrtError, ImageError, OutputError
+from .generator import Batch, Generator
+from .images import DEFAULT_MAX_PIXELS, atomic_write, make_grid, read_image, save_gif, save_grid
 from .session import DEVICES
 from .writer import DEFAULT_SHARD_SIZE, FORMATS, RunWriter, prepare_output, write_run
 
@@ -74,12 +75,15 @@ def cli() -> None:
 @click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True, help="Images per npz shard.")
 @click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None, help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (its files are removed first) and an existing --grid.")
+@click.option("--upscale", "upscale_model", default=None, help="Then upscale every image with this upscaler (e.g. sr-x4).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, shard_size, grid, overwrite, progress):
+def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, shard_size, grid,
+             overwrite, upscale_model, progress):
     """Generate N images with a generator model."""
     if out is None and grid is None:
         raise click.UsageError("nothing to write: give --out DIR and/or --grid FILE")
     gen = _load_generator(model, device, threads)
+    upscaler = load(upscale_model, device=device, threads=threads, kind="upscaler") if upscale_model else None
     label_spec = _labels_arg(gen, label, labels, n) if n > 0 else None
     batches = gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)
     if grid is not None:
@@ -88,6 +92,8 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
     if out is not None:
         folder = prepare_output(out, overwrite=overwrite)
         text = {"model": gen.name, "seed": str(seed), "truncation": "" if truncation is None else str(truncation), "ganrt": __version__}
+        if upscaler is not None:
+            text["upscaled_by"] = upscaler.name
         writer = RunWriter(folder, fmt, n, start=start, shard_size=shard_size, png_text=tuple(text.items()))
     shown: list = []
 
@@ -98,6 +104,8 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
                 shown.append(b.images[: GRID_MAX - have])
             yield b
 
+    if upscaler is not None:
+        batches = (Batch(b.start, np.stack([upscaler.upscale(im) for im in b.images]), b.labels) for b in batches)
     show = sys.stderr.isatty() if progress is None else progress
     with click.progressbar(length=n, label="generating", file=sys.stderr, hidden=not show) as bar:
         stream = keep_for_grid(batches) if grid is not None else batches
@@ -112,6 +120,72 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
     click.echo(f"{n} images from {gen.name} (seed {seed}) -> {', '.join(where)}")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
+    """Files as given, image files inside folders (sorted, not recursive), and glob patterns."""
+    import glob
+
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        elif not p.exists() and any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item))
+            if not matches:
+                raise ImageError(f"{item} matches no file")
+            paths += [m for m in matches if m.is_file()]
+        else:
+            paths.append(p)
+    if not paths:
+        raise ImageError("no input images found")
+    return paths
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "-m", default="sr-x4", show_default=True, help="An upscaler: a bundled name or an .onnx file.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder for the upscaled PNGs.")
+@click.option("--tile", type=click.IntRange(min=1), default=None, help="Tile side in input pixels (default 256): bounds memory.")
+@click.option("--overlap", type=click.IntRange(min=0), default=None, help="Tile overlap in input pixels (default: exact tiles).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, help="Refuse larger inputs.")
+@_device_option
+@_threads_option
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def upscale(inputs, model, out, tile, overlap, max_pixels, device, threads, overwrite, progress):
+    """Upscale image files (files, folders and globs) into --out DIR as PNG."""
+    up = load(model, device=device, threads=threads, kind="upscaler")
+    paths = _expand_inputs(inputs)
+    targets = {}
+    for p in paths:  # check every input (header) and output name before writing anything
+        read_image(p, max_pixels=max_pixels, load=False)
+        target = out / f"{p.stem}.png"
+        if target in targets.values():
+            raise OutputError(f"two inputs would both write {target}; rename one of them")
+        if target.exists() and not overwrite:
+            raise OutputError(f"{target} exists; pass --overwrite to replace it")
+        targets[p] = target
+    up.check_options(tile=tile, overlap=overlap)  # bad --tile / --overlap fail before any work
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    show = sys.stderr.isatty() if progress is None else progress
+    with click.progressbar(paths, label="upscaling", file=sys.stderr, hidden=not show) as bar:
+        for p in bar:
+            im = read_image(p, max_pixels=max_pixels)
+            result = up.upscale(im, tile=tile, overlap=overlap)
+            buf = io.BytesIO()
+            result.save(buf, format="PNG")
+            atomic_write(targets[p], buf.getvalue())
+    click.echo(f"{len(paths)} images upscaled x{up.scale} by {up.name} -> {out}")
+
+
 @cli.command()
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
@@ -123,7 +197,8 @@ def info(model, as_json):
         click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path)}, indent=2))
         return
     h, w, c = meta.image_shape
-    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("image", f"{h}x{w}x{c}")]
+    image = f"{h}x{w}x{c}" if meta.kind != "upscaler" else f"any size, {c} channels, x{meta.scale}"
+    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("image", image)]
     if meta.kind == "generator":
         rows += [("latent", f"{meta.nz} ({meta.prior})")]
     if meta.num_classes:
@@ -148,7 +223,8 @@ def models():
         m = load(name)
         h, w, c = m.image_shape
         default = "  (default)" if name == DEFAULT_MODEL else ""
-        click.echo(f"{name:<20} {m.info.kind:<11} {h}x{w}x{c}  {m.num_classes or '-':>3} classes  {m.info.description}{default}")
+        shape = f"{h}x{w}x{c}" if m.info.kind != "upscaler" else f"x{m.info.scale} RGB"
+        click.echo(f"{name:<20} {m.info.kind:<11} {shape:<9} {m.num_classes or '-':>3} classes  {m.info.description}{default}")
 
 
 @cli.command()

@@ -135,6 +135,19 @@ def bicubic_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([bicubic_resize(image[..., c], size) for c in range(image.shape[-1])], axis=-1)
 
 
+def _bomb_message(path: Path, text: str, max_pixels: int) -> str:
+    """One line for Pillow's DecompressionBombError, naming both limits and the option."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", text)
+    if not found:
+        return f"{path}: {text.split(', could be')[0]} (Pillow's decompression-bomb guard)"
+    n, pillow_limit = int(found[1]), int(found[2])
+    if n > max_pixels:
+        return f"{path} declares {n:,} pixels, over the limit of {max_pixels:,}; raise it with --max-pixels (Pillow's decompression-bomb guard stops anything over {pillow_limit:,})"
+    return f"{path} declares {n:,} pixels, over Pillow's decompression-bomb guard of {pillow_limit:,}, which ganrt keeps on"
+
+
 DEFAULT_MAX_PIXELS = 40_000_000  # input pixels: a 4000x3000 photo is 12M; x4 of 40M is 1.9 GB of output
 
 
@@ -156,7 +169,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     except UnidentifiedImageError:
         raise ImageError(f"{path} is not an image (Pillow cannot identify it)") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: {exc}".split(", could be")[0] + " (Pillow's decompression-bomb guard)") from None
+        raise ImageError(_bomb_message(path, str(exc), max_pixels)) from None
     except OSError as exc:
         raise ImageError(f"{path} cannot be read: {exc}") from None
     w, h = im.size
@@ -168,7 +181,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         try:
             im.load()
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"{path}: {exc} (Pillow's decompression-bomb guard)") from None
+            raise ImageError(_bomb_message(path, str(exc), max_pixels)) from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{path} is truncated or corrupt: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     return im

@@ -93,10 +93,10 @@ class Upscaler(Model):
 
         Returns the same kind of value at scale x (a Pillow image for a Pillow image). Grayscale
         goes through the RGB model and back; alpha is upscaled separately (bicubic). ``tile``
-        (default 256 input pixels) bounds memory; ``overlap`` (default 2 x receptive radius + 8)
-        of at least 2 x receptive radius keeps tiles exact.
+        (default 256 input pixels) bounds memory; ``overlap`` (default 2 x receptive radius + 8,
+        at most half a tile) of at least 2 x receptive radius keeps tiles exact.
         """
-        tile, overlap, batch_size = self._check_options(tile, overlap, batch_size)
+        tile, overlap, batch_size = self.check_options(tile=tile, overlap=overlap, batch_size=batch_size)
         if hasattr(image, "getbands") and hasattr(image, "mode"):  # a Pillow image
             return self._upscale_pil(image, tile, overlap, batch_size)
         arr = np.asarray(image)
@@ -117,9 +117,11 @@ class Upscaler(Model):
         return np.concatenate([out_rgb, alpha[..., None]], axis=2)
 
     # -- layouts ----------------------------------------------------------------------------
-    def _check_options(self, tile, overlap, batch_size) -> tuple[int, int, int]:
+    def check_options(self, *, tile: int | None = None, overlap: int | None = None, batch_size: int | None = None) -> tuple[int, int, int]:
+        """Validated (tile, overlap, batch_size), defaults filled in; raises ParameterError."""
         tile = DEFAULT_TILE if tile is None else tile
-        overlap = self.default_overlap if overlap is None else overlap
+        if overlap is None:  # small tiles: at most half a tile, so tiles still advance
+            overlap = min(self.default_overlap, tile // 2) if isinstance(tile, (int, np.integer)) else 0
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         for name, value, low in (("tile", tile, 1), ("overlap", overlap, 0), ("batch_size", batch_size, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:

@@ -9,13 +9,16 @@ import pytest
 torch = pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
 
 
-def _train_export(tmp: Path, name: str, *, conditional: bool = True, kind: str = "gan", **train_kw) -> Path:
-    from export.config import ClassifierConfig, GANConfig, TrainConfig
+def _train_export(tmp: Path, name: str, *, conditional: bool = True, kind: str = "gan", scale: int = 2, **train_kw) -> Path:
+    from export.config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
     from export.onnx import export_checkpoint
-    from export.train import train_classifier, train_gan
+    from export.train import train_classifier, train_gan, train_sr
 
     run = tmp / name
-    if kind == "gan":
+    if kind == "sr":  # two training photos, a few steps: real weights, not a useful upscaler
+        cfg = SRConfig(scale=scale, width=8, blocks=1)
+        ck = train_sr(cfg, SRTrainConfig(epochs=1, steps_per_epoch=3, batch_size=4, patch=12, limit=2), run, progress=False)
+    elif kind == "gan":
         cfg = GANConfig(ngf=8, ndf=8, num_classes=10 if conditional else 0, embed_dim=4)
         tcfg = TrainConfig(dataset="digits", epochs=1, batch_size=32, limit=256, **train_kw)
         ck = train_gan(cfg, tcfg, run, progress=False)
@@ -60,3 +63,27 @@ def dcgan(dcgan_path):
     import ganrt
 
     return ganrt.load(dcgan_path)
+
+
+@pytest.fixture(scope="session")
+def sr2_path(models_dir) -> Path:
+    return _train_export(models_dir, "tiny-sr-x2", kind="sr", scale=2)
+
+
+@pytest.fixture(scope="session")
+def sr4_path(models_dir) -> Path:
+    return _train_export(models_dir, "tiny-sr-x4", kind="sr", scale=4)
+
+
+@pytest.fixture(scope="session")
+def sr2(sr2_path):
+    import ganrt
+
+    return ganrt.load(sr2_path)
+
+
+@pytest.fixture(scope="session")
+def sr4(sr4_path):
+    import ganrt
+
+    return ganrt.load(sr4_path)

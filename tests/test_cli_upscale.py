@@ -1,0 +1,97 @@
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+BIN = Path(sys.executable).parent
+
+
+def ganrt(*args):
+    return subprocess.run([str(BIN / "ganrt"), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height but holds no pixel data (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture()
+def images(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(src / "a.png")
+    Image.fromarray(rng.integers(0, 256, (9, 11), dtype=np.uint8)).save(src / "b.jpg")
+    Image.fromarray(rng.integers(0, 256, (7, 5, 4), dtype=np.uint8)).save(src / "c.png")
+    return src
+
+
+def test_upscale_files_folders_and_globs(sr2_path, images, tmp_path):
+    out = ganrt("upscale", "--model", sr2_path, images, "--out", tmp_path / "o1")
+    assert out.returncode == 0, out.stderr
+    sizes = {p.name: (Image.open(p).size, Image.open(p).mode) for p in (tmp_path / "o1").iterdir()}
+    assert sizes == {"a.png": ((60, 40), "RGB"), "b.png": ((22, 18), "L"), "c.png": ((10, 14), "RGBA")}
+    out = ganrt("upscale", "--model", sr2_path, str(images / "*.png"), "--out", tmp_path / "o2", "--tile", 8, "--overlap", 3)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a.png", "c.png"]
+    out = ganrt("upscale", "--model", sr2_path, images / "a.png", "--out", tmp_path / "o1")
+    assert out.returncode == 1 and "--overwrite" in out.stderr
+
+
+@pytest.mark.parametrize("name, content, args, message", [
+    ("junk.png", b"this is not an image", [], "is not an image"),
+    ("empty.png", b"", [], "is not an image"),
+    ("huge.png", png_header(100_000, 100_000), [], "raise it with --max-pixels"),
+    ("huge.png", png_header(100_000, 100_000), ["--max-pixels", str(10**11)], "decompression-bomb guard of"),
+])
+def test_bad_images_one_line_no_output(sr2_path, tmp_path, name, content, args, message):
+    (tmp_path / name).write_bytes(content)
+    out = ganrt("upscale", "--model", sr2_path, tmp_path / name, "--out", tmp_path / "o", *args)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_truncated_image_leaves_no_partial_file(sr2_path, images, tmp_path):
+    data = (images / "a.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    out = ganrt("upscale", "--model", sr2_path, tmp_path / "t.png", "--out", tmp_path / "o")
+    assert out.returncode == 1 and "truncated" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert list((tmp_path / "o").glob("*")) == []
+
+
+def test_zero_size_image_in_the_api(sr2):
+    from ganrt.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="zero-size"):
+        sr2.upscale(Image.new("RGB", (0, 0)))
+
+
+def test_upscaler_and_generator_are_not_swapped(sr2_path, cgan_path, images, tmp_path):
+    out = ganrt("generate", "--model", sr2_path, "--grid", tmp_path / "g.png")
+    assert out.returncode == 1 and "not a generator" in out.stderr
+    out = ganrt("upscale", "--model", cgan_path, images, "--out", tmp_path / "o")
+    assert out.returncode == 1 and "not an upscaler" in out.stderr
+    out = ganrt("generate", "--model", cgan_path, "--upscale", cgan_path, "--grid", tmp_path / "g.png")
+    assert out.returncode == 1 and "not an upscaler" in out.stderr
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "o").exists()
+
+
+def test_generate_then_upscale(cgan_path, sr2_path, tmp_path):
+    out = ganrt("generate", "--model", cgan_path, "-n", 3, "--upscale", sr2_path, "--out", tmp_path / "o")
+    assert out.returncode == 0, out.stderr
+    import ganrt as api
+
+    expected = api.load(sr2_path).upscale(api.load(cgan_path).sample(3)[1])
+    got = np.asarray(Image.open(tmp_path / "o" / "000001.png"))
+    assert got.shape == (64, 64) and Image.open(tmp_path / "o" / "000001.png").text["upscaled_by"] == "tiny-sr-x2"
+    np.testing.assert_array_equal(got, expected[..., 0])
