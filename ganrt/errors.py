@@ -41,3 +41,15 @@ class ParameterError(GanrtError, ValueError):
 
 class OutputError(GanrtError, OSError):
     """An output path cannot be written, or would overwrite or mix with an earlier run."""
+
+
+class InferenceError(GanrtError, RuntimeError):
+    """onnxruntime failed while running a model that loaded (out of memory, a bad shape inside the graph)."""
+
+
+class ImageFormatError(GanrtError, ValueError):
+    """An image file on disk is not a readable image of the expected size (bogus header, huge dimensions)."""
+
+
+class ManifestError(GanrtError, ValueError):
+    """A run's manifest is missing, malformed, or does not match the run being resumed or replayed."""
