@@ -252,12 +252,15 @@ def eval_cmd(model, n, seed, classifier, as_json):
         click.echo(f"  {'real test set':<14} {clf.test_accuracy:.4f}  (the classifier's accuracy on real images: the ceiling)")
 
 
+_INTERRUPTED = "interrupted: every file written so far is complete; the same command with --resume continues"
+
+
 def run(group: click.Group) -> None:
     """Run a click group as a console script: user errors become one line and a non-zero exit."""
     try:
         group.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C (SIGINT) into Abort
+        click.echo(_INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -265,9 +268,6 @@ def run(group: click.Group) -> None:
     except GanrtError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted: every file written is complete; `ganrt generate --resume` (same arguments) continues a run", err=True)
-        sys.exit(130)
 
 
 def main() -> None:

@@ -164,6 +164,16 @@ def read_npz(path: str | os.PathLike, *, max_bytes: int) -> dict[str, np.ndarray
                 if member.file_size > max_bytes:
                     raise ImageFormatError(f"{path}: member {member.filename} declares {member.file_size} bytes, "
                                            f"more than the {max_bytes} a shard of this run can hold")
+                with zf.open(member) as f:  # numpy allocates what the .npy header declares before reading
+                    version = np.lib.format.read_magic(f)
+                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                    if version not in readers:
+                        raise ImageFormatError(f"{path}: {member.filename} is .npy format {version}; ganrt writes 1.0")
+                    shape, _, dtype = readers[version](f)
+                    declared = math.prod(shape) * dtype.itemsize
+                    if declared > member.file_size:
+                        raise ImageFormatError(f"{path}: {member.filename} declares shape {shape} ({declared} bytes) "
+                                               f"but holds {member.file_size} bytes")
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (ImageFormatError, FileNotFoundError):
