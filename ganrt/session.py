@@ -106,7 +106,7 @@ _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (This is an inval
 _SOURCE_LOCATION = re.compile(r"^/\S+:\d+ .*?\) ")  # "/onnxruntime_src/...h:46 void f(...) " before the message
 _UNKNOWN_OP = re.compile(r"No Op registered for (\S+) with domain_version of (\d+)")
 _UNKNOWN_DOMAIN = re.compile(r"No opset import for domain '([^']*)'")
-_UNREGISTERED = re.compile(r"(\S+) is not a registered function/op")
+_UNREGISTERED = re.compile(r"(\S+?)(?:\(-?\d+\))? is not a registered function/op")
 
 
 def ort_reason(exc: BaseException) -> str:
