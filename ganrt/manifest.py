@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ManifestError, OutputError
+from .images import atomic_write
 
 MANIFEST = "manifest.jsonl"
 JOURNAL = "manifest.jsonl.part"
@@ -35,6 +36,27 @@ MAX_LINE = 1 << 20  # a longer line is not one ganrt wrote
 _FILE_NAME = re.compile(r"^(\d{6,}\.png|shard-\d{6,}\.npz)$")
 # header fields that may differ between a run and its resumption: where the model was found
 _LOCATION_FIELDS = ("model",)
+
+
+def _int(v: Any, minimum: int | None = None) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and (minimum is None or v >= minimum)
+
+
+_HEADER_TYPES = {
+    "model": lambda v: isinstance(v, str) and v != "",
+    "model_name": lambda v: isinstance(v, str),
+    "model_sha256": lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+    "seed": _int,
+    "n": lambda v: _int(v, 1),
+    "start": lambda v: _int(v, 0),
+    "labels": lambda v: v is None or _int(v, 0) or (isinstance(v, dict) and isinstance(v.get("per_image_sha256"), str)),
+    "truncation": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")),
+    "format": lambda v: v in ("png", "npz"),
+    "shard_size": lambda v: v is None or _int(v, 1),
+    "ganrt": lambda v: isinstance(v, str),
+    "provider": lambda v: isinstance(v, str),
+    "precision": lambda v: isinstance(v, str),
+}
 
 
 def sha256_hex(data: bytes | memoryview | np.ndarray) -> str:
@@ -67,12 +89,18 @@ class RunHeader:
 
     @classmethod
     def from_dict(cls, raw: Any, *, source: str) -> "RunHeader":
+        """A header from line 1's JSON, every field's type checked (a manifest may come from anywhere)."""
         names = {f.name for f in fields(cls)}
         if not isinstance(raw, dict) or not names <= set(raw):
             missing = sorted(names - set(raw)) if isinstance(raw, dict) else ["run"]
             raise ManifestError(f"{source}: the run header (line 1) lacks {', '.join(missing)}; not a ganrt manifest")
         if raw["manifest_version"] != MANIFEST_VERSION:
             raise ManifestError(f"{source}: manifest version {raw['manifest_version']!r}; this ganrt reads {MANIFEST_VERSION}")
+        for key, ok in _HEADER_TYPES.items():
+            if not ok(raw[key]):
+                raise ManifestError(f"{source}: run header field {key} = {str(raw[key])[:40]!r} is not valid")
+        if raw["format"] == "npz" and raw["shard_size"] is None:
+            raise ManifestError(f"{source}: run header says npz but gives no shard_size")
         return cls(**{k: raw[k] for k in names})
 
     def differences(self, other: "RunHeader") -> list[str]:
@@ -144,6 +172,8 @@ def read_manifest(path: str | os.PathLike, *, repair: bool = False) -> Manifest:
         first = f.readline(MAX_LINE)
         try:
             header = RunHeader.from_dict(json.loads(first)["run"], source=str(path)) if first.endswith(b"\n") else None
+        except ManifestError:
+            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError(f"{path}: line 1 is not a ganrt run header ({str(exc)[:100]})") from None
         if header is None:
@@ -176,8 +206,6 @@ class Journal:
 
     def __init__(self, folder: Path, *, header: RunHeader | None = None) -> None:
         """Open the journal in ``folder``; with ``header``, start a new one holding only the header."""
-        from .images import atomic_write
-
         self.path = folder / JOURNAL
         if header is not None:
             atomic_write(self.path, header.line())

@@ -148,6 +148,20 @@ def test_replay_needs_the_recorded_model(cgan, dcgan_path, tmp_path):
         replay(tmp_path / "bad.jsonl")
 
 
+@pytest.mark.parametrize("field, value", [("seed", "abc"), ("n", 0), ("model_sha256", "../x"), ("format", "tar"),
+                                          ("truncation", -1), ("shard_size", None), ("labels", [1, 2])])
+def test_replay_refuses_a_manifest_header_with_bad_fields(cgan, tmp_path, field, value):
+    res = ganrt.generate_run(cgan, tmp_path, n=2, fmt="npz", shard_size=2)
+    lines = res.manifest.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header["run"][field] = value
+    res.manifest.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
+    with pytest.raises(ManifestError, match=field if field != "shard_size" else "no shard_size"):
+        replay(res.manifest)
+    with pytest.raises(ManifestError):
+        ganrt.generate_run(cgan, tmp_path, n=2, fmt="npz", shard_size=2, resume=True)
+
+
 def test_full_disk_gives_one_error_and_leaves_no_partial_file(cgan, tmp_path, monkeypatch):
     import ganrt.images as images
 
