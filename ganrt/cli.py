@@ -111,7 +111,7 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
 @click.option("--device", type=click.Choice(("cpu", "cuda")), default=None, help="Default: the kind of device the run was made on.")
 @_threads_option
 def replay(manifest, indices, model, device, threads):
-    """Regenerate a run's images from MANIFEST (or its folder) and check them bit for bit against it and the files."""
+    """Regenerate a run's images from MANIFEST (or its folder, or one PNG's text chunks) and check them bit for bit."""
     from .replay import replay as replay_run
 
     report = replay_run(manifest, indices=list(indices) or None, model=model, device=device, threads=threads)
@@ -157,10 +157,10 @@ def info(model, as_json):
     m = load(model)
     meta = m.info
     if as_json:
-        click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path)}, indent=2))
+        click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path), "sha256": m.sha256}, indent=2))
         return
     h, w, c = meta.image_shape
-    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("image", f"{h}x{w}x{c}")]
+    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("sha256", m.sha256), ("image", f"{h}x{w}x{c}")]
     if meta.kind == "generator":
         rows += [("latent", f"{meta.nz} ({meta.prior})")]
     if meta.num_classes:

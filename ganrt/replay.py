@@ -71,9 +71,9 @@ def replay(
     ``model`` defaults to the one the manifest names (a bundled name or the file's path); it must
     have the recorded sha256. ``device`` defaults to the kind the run was made on.
     """
-    from . import load
-
     path = manifest_path(manifest)
+    if path.suffix.lower() == ".png":
+        return _replay_png(path, model=model, device=device, threads=threads)
     m = read_manifest(path, repair=True)  # an interrupted run's journal: its complete lines
     header = m.header
     if indices is None:
@@ -85,11 +85,7 @@ def replay(
             have = f"{m.entries[0]['index']}..{m.entries[-1]['index']}" if m.entries else "none"
             raise ManifestError(f"image {missing[0]} is not in {path} (it records images {have})")
         entries = [by_index[i] for i in indices]
-    device = device or ("cuda" if header.provider == _CUDA else "cpu")
-    gen = load(model if model is not None else header.model, device=device, threads=threads, kind="generator")
-    if gen.sha256 != header.model_sha256:
-        raise ManifestError(f"{gen.source} has sha256 {gen.sha256[:16]}..., the run was made with {header.model_sha256[:16]}...; "
-                            "pass --model with the run's model file")
+    gen = _load_recorded(model if model is not None else header.model, header.model_sha256, header.provider, device, threads)
     folder, shape = path.parent, gen.image_shape
     shards: dict[str, dict[str, np.ndarray] | str] = {}
     out: list[ReplayedImage] = []
@@ -102,6 +98,43 @@ def replay(
             reproduced = sha256_hex(image) == e["image_sha256"]
             out.append(ReplayedImage(e["index"], e["file"], reproduced, _compare_on_disk(folder, e, image, header.shard_size, shards)))
     return ReplayReport(path, gen.source, header.model_sha256, header.provider, gen.provider, tuple(out))
+
+
+def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device: str | None, threads: int | None):
+    """The generator a run was made with (checked by sha256), on the kind of device it was made on by default."""
+    from . import load
+
+    device = device or ("cuda" if provider == _CUDA else "cpu")
+    gen = load(model, device=device, threads=threads, kind="generator")
+    if gen.sha256 != sha256:
+        raise ManifestError(f"{gen.source} has sha256 {gen.sha256[:16]}..., the image(s) were made with {sha256[:16]}...; "
+                            "pass --model with that model file")
+    return gen
+
+
+def _replay_png(path: Path, *, model, device, threads) -> ReplayReport:
+    """One PNG alone, from its own text chunks (model name and sha256, seed, index, label, truncation)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            text = dict(getattr(im, "text", {}))
+    except Exception as exc:  # Pillow's many error types for a file that is not an image
+        raise ManifestError(f"{path}: not a readable PNG ({type(exc).__name__})") from None
+    try:
+        seed, index = int(text["seed"]), int(text["index"])
+        label = int(text["label"]) if text.get("label") else None
+        truncation = float(text["truncation"]) if text.get("truncation") else None
+        sha256, provider, name = text["model_sha256"], text.get("provider", ""), text["model"]
+    except (KeyError, ValueError) as exc:
+        raise ManifestError(f"{path}: its text chunks do not record a ganrt image ({type(exc).__name__}: {exc})") from None
+    gen = _load_recorded(model if model is not None else name, sha256, provider, device, threads)
+    image = gen.images_at([index], seed=seed, labels=None if label is None else [label], truncation=truncation)[0]
+    try:
+        on_disk = "match" if np.array_equal(read_png(path, shape=image.shape)[0], image) else "differs"
+    except GanrtError as exc:
+        on_disk = f"unreadable: {exc}"
+    return ReplayReport(path, gen.source, sha256, provider, gen.provider, (ReplayedImage(index, path.name, on_disk == "match", on_disk),))
 
 
 def _compare_on_disk(folder: Path, entry: dict, image: np.ndarray, shard_size: int | None, shards: dict) -> str:

@@ -139,6 +139,26 @@ def test_replay_reports_files_that_changed(cgan, tmp_path):
     assert out.returncode == 1 and out.stderr.strip() == f"error: image 9 is not in {res.manifest} (it records images 0..5)"
 
 
+def test_a_lone_png_replays_from_its_text_chunks(cgan, cgan_path, tmp_path):
+    ganrt.generate_run(cgan, tmp_path / "run", n=5, seed=9, labels=[4, 1, 0, 2, 8], truncation=1.5)
+    lone = tmp_path / "lone.png"
+    shutil.copy(tmp_path / "run" / "000003.png", lone)
+    report = replay(lone, model=cgan_path)
+    assert report.ok and report.images[0].index == 3
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(lone, pnginfo=None)
+    with pytest.raises(ManifestError, match="do not record a ganrt image"):
+        replay(lone, model=cgan_path)
+    out = subprocess.run([str(BIN / "ganrt"), "replay", str(tmp_path / "run" / "000004.png"), "--model", str(cgan_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "1 images: 1 reproduced bit-exactly, 1 files on disk match" in out.stdout
+
+
+def test_resume_goes_without_overwrite(cgan_path, tmp_path):
+    out = subprocess.run([str(BIN / "ganrt"), "generate", "--model", str(cgan_path), "-n", "2", "--out", str(tmp_path / "o"),
+                          "--resume", "--overwrite"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--resume" in out.stderr and not (tmp_path / "o").exists()
+
+
 def test_replay_needs_the_recorded_model(cgan, dcgan_path, tmp_path):
     res = ganrt.generate_run(cgan, tmp_path, n=2)
     with pytest.raises(ManifestError, match="sha256"):
