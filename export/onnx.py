@@ -23,7 +23,6 @@ from ganrt.latent import sample_latents
 from ganrt.metadata import METADATA_KEY, ModelInfo
 from ganrt.session import create_session
 
-from .config import GANConfig
 from .models import Classifier, Generator, SRGenerator
 from .train import Checkpoint, load_checkpoint
 

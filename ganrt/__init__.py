@@ -16,18 +16,21 @@ from .classifier import Classifier
 from .errors import (
     DeviceError,
     GanrtError,
+    ImageError,
+    InferenceError,
     LabelError,
+    ManifestError,
     MissingDependencyError,
     ModelFormatError,
     ModelKindError,
     ModelNotFoundError,
-    ImageError,
     OutputError,
     ParameterError,
 )
 from .generator import Batch, Generator
 from .upscaler import Upscaler
 from .metadata import ModelInfo
+from .writer import RunResult, generate_run
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = "fashion-cgan"
@@ -35,8 +38,10 @@ _CLASSES = {"generator": Generator, "classifier": Classifier, "upscaler": Upscal
 
 __all__ = [
     "__version__", "load", "available_models", "resolve_model", "Generator", "Classifier", "Upscaler", "Batch", "ModelInfo",
+    "generate_run", "RunResult",
     "GanrtError", "MissingDependencyError", "ModelNotFoundError", "ModelFormatError", "ModelKindError",
-    "DeviceError", "LabelError", "ParameterError", "OutputError", "ImageError", "DEFAULT_MODEL",
+    "DeviceError", "LabelError", "ParameterError", "OutputError", "InferenceError", "ImageError",
+    "ManifestError", "DEFAULT_MODEL",
 ]
 
 
@@ -71,11 +76,12 @@ def load(
     onnxruntime use one thread per core. ``kind`` ("generator", ...) raises ``ModelKindError``
     when the file holds another kind of model.
     """
-    from .session import check_file, create_session, read_info
+    from .onnxfile import check_model_file
+    from .session import create_session, read_info
 
     path = resolve_model(name_or_path)
-    check_file(path)
     source = str(name_or_path)
+    check_model_file(path, source=source)
     session = create_session(path, device=device, threads=threads, source=source)
     info = read_info(session, source=source)
     if kind is not None and info.kind != kind:

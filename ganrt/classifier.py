@@ -10,6 +10,7 @@ import numpy as np
 from .errors import ModelFormatError, ParameterError
 from .metadata import ModelInfo
 from .model import Model
+from .session import run_session
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -45,7 +46,7 @@ class Classifier(Model):
         images = self._check(images)
         logits, feats = [], []
         for i in range(0, len(images), batch_size):
-            lo, fe = self._session.run(self._outputs, {self._input: images[i : i + batch_size]})
+            lo, fe = run_session(self._session, self._outputs, {self._input: images[i : i + batch_size]}, source=self.source)
             logits.append(lo)
             feats.append(fe)
         return np.concatenate(logits), np.concatenate(feats)

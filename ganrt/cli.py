@@ -16,10 +16,10 @@ import numpy as np
 
 from . import DEFAULT_MODEL, __version__, available_models, load
 from .errors import GanrtError, ImageError, OutputError
-from .generator import Batch, Generator
+from .generator import Generator
 from .images import DEFAULT_MAX_PIXELS, atomic_write, make_grid, read_image, save_gif, save_grid
 from .session import DEVICES
-from .writer import DEFAULT_SHARD_SIZE, FORMATS, RunWriter, prepare_output, write_run
+from .writer import DEFAULT_SHARD_SIZE, FORMATS, generate_run
 
 GRID_MAX = 256  # --grid shows at most the first 256 images (16 x 16)
 
@@ -76,48 +76,84 @@ def cli() -> None:
 @click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None, help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (its files are removed first) and an existing --grid.")
 @click.option("--upscale", "upscale_model", default=None, help="Then upscale every image with this upscaler (e.g. sr-x4).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (same arguments): checks its manifest and model, makes only the missing images.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, shard_size, grid,
-             overwrite, upscale_model, progress):
-    """Generate N images with a generator model."""
+             overwrite, upscale_model, resume, progress):
+    """Generate N images with a generator model (with manifest.jsonl: provenance of every image)."""
     if out is None and grid is None:
         raise click.UsageError("nothing to write: give --out DIR and/or --grid FILE")
+    if resume and (overwrite or out is None):
+        raise click.UsageError("--resume continues the run in --out DIR; it goes without --overwrite")
     gen = _load_generator(model, device, threads)
     upscaler = load(upscale_model, device=device, threads=threads, kind="upscaler") if upscale_model else None
     label_spec = _labels_arg(gen, label, labels, n) if n > 0 else None
-    batches = gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)
+    gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)  # checks only
     if grid is not None:
-        _check_new_file(grid, overwrite, "--grid")
-    writer = None
+        _check_new_file(grid, overwrite or resume, "--grid")
+    note = ""
     if out is not None:
-        folder = prepare_output(out, overwrite=overwrite)
-        text = {"model": gen.name, "seed": str(seed), "truncation": "" if truncation is None else str(truncation), "ganrt": __version__}
-        if upscaler is not None:
-            text["upscaled_by"] = upscaler.name
-        writer = RunWriter(folder, fmt, n, start=start, shard_size=shard_size, png_text=tuple(text.items()))
-    shown: list = []
-
-    def keep_for_grid(stream):
-        for b in stream:
-            have = sum(len(x) for x in shown)
-            if have < GRID_MAX:
-                shown.append(b.images[: GRID_MAX - have])
-            yield b
-
-    if upscaler is not None:
-        batches = (Batch(b.start, np.stack([upscaler.upscale(im) for im in b.images]), b.labels) for b in batches)
-    show = sys.stderr.isatty() if progress is None else progress
-    with click.progressbar(length=n, label="generating", file=sys.stderr, hidden=not show) as bar:
-        stream = keep_for_grid(batches) if grid is not None else batches
-        if writer is not None:
-            write_run(writer, stream, on_batch=bar.update)
-        else:
-            for b in stream:
-                bar.update(len(b.images))
+        show = sys.stderr.isatty() if progress is None else progress
+        with click.progressbar(length=n, label="generating", file=sys.stderr, hidden=not show) as bar:
+            result = generate_run(gen, out, n=n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size,
+                                  start=start, fmt=fmt, shard_size=shard_size, overwrite=overwrite, resume=resume,
+                                  upscaler=upscaler, on_batch=bar.update)
+        if resume:
+            note = f" (resumed: {result.reused} checked and kept, {result.generated} made)"
     if grid is not None:
-        save_grid(grid, np.concatenate(shown))
+        k = min(n, GRID_MAX)
+        head = label_spec[:k] if isinstance(label_spec, np.ndarray) else label_spec
+        shown = gen.sample(k, seed=seed, labels=head, truncation=truncation, batch_size=batch_size, start=start)
+        if upscaler is not None:
+            shown = np.stack([upscaler.upscale(im) for im in shown])
+        save_grid(grid, shown)
     where = [str(p) for p in (out, grid) if p is not None]
-    click.echo(f"{n} images from {gen.name} (seed {seed}) -> {', '.join(where)}")
+    click.echo(f"{n} images from {gen.name} (seed {seed}) -> {', '.join(where)}{note}")
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--index", "indices", type=click.IntRange(min=0), multiple=True, help="Replay only image I (repeatable; default: all).")
+@click.option("--model", "-m", default=None, help="The run's model file, if not where the manifest says (its sha256 must match).")
+@click.option("--device", type=click.Choice(("cpu", "cuda")), default=None, help="Default: the kind of device the run was made on.")
+@_threads_option
+def replay(manifest, indices, model, device, threads):
+    """Regenerate a run's images from MANIFEST (or its folder, or one PNG's text chunks) and check them bit for bit."""
+    from .replay import replay as replay_run
+
+    report = replay_run(manifest, indices=list(indices) or None, model=model, device=device, threads=threads)
+    click.echo(f"{report.manifest}: model {report.model} (sha256 {report.model_sha256[:12]}...), made on "
+               f"{report.recorded_provider}, replayed on {report.provider}")
+    shown = 0
+    for im in report.images:
+        if indices or not im.ok:
+            if shown < 20 or indices:
+                click.echo(f"  {im.index:>8}  {im.file}  {'reproduced' if im.reproduced else 'NOT reproduced'}  file: {im.on_disk}")
+            shown += 1
+    good = sum(im.reproduced for im in report.images)
+    match = sum(im.on_disk == "match" for im in report.images)
+    total = len(report.images)
+    click.echo(f"{total} images: {good} reproduced bit-exactly, {match} files on disk match")
+    if not report.ok:
+        if report.provider != report.recorded_provider:
+            click.echo(f"note: bit-exact replay is promised on the device kind the run was made on ({report.recorded_provider})", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--model", "-m", default=None, help="Model used to check each provider (default: the bundled default).")
+@_threads_option
+@click.option("--json", "as_json", is_flag=True)
+def doctor(model, threads, as_json):
+    """What this machine offers ganrt: onnxruntime build, providers (each run on a tiny model), CPU, threads."""
+    from .doctor import diagnose
+
+    report = diagnose(model=model, threads=threads)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    for line in report.lines():
+        click.echo(line)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -194,11 +230,11 @@ def info(model, as_json):
     m = load(model)
     meta = m.info
     if as_json:
-        click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path)}, indent=2))
+        click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path), "sha256": m.sha256}, indent=2))
         return
     h, w, c = meta.image_shape
     image = f"{h}x{w}x{c}" if meta.kind != "upscaler" else f"any size, {c} channels, x{meta.scale}"
-    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("image", image)]
+    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("sha256", m.sha256), ("image", image)]
     if meta.kind == "generator":
         rows += [("latent", f"{meta.nz} ({meta.prior})")]
     if meta.num_classes:
@@ -291,12 +327,15 @@ def eval_cmd(model, n, seed, classifier, as_json):
         click.echo(f"  {'real test set':<14} {clf.test_accuracy:.4f}  (the classifier's accuracy on real images: the ceiling)")
 
 
+_INTERRUPTED = "interrupted: every file written so far is complete; the same command with --resume continues"
+
+
 def run(group: click.Group) -> None:
     """Run a click group as a console script: user errors become one line and a non-zero exit."""
     try:
         group.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C (SIGINT) into Abort
+        click.echo(_INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -304,9 +343,6 @@ def run(group: click.Group) -> None:
     except GanrtError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
 
 
 def main() -> None:

@@ -44,4 +44,13 @@ class OutputError(GanrtError, OSError):
 
 
 class ImageError(GanrtError, ValueError):
-    """An input image cannot be read: not an image, truncated, zero-size, or over the pixel limit."""
+    """An image file or array cannot be used: not an image, truncated, zero-size, over the pixel
+    limit, a bogus header, or not of the size a run expects."""
+
+
+class InferenceError(GanrtError, RuntimeError):
+    """onnxruntime failed while running a model that loaded (out of memory, a bad shape inside the graph)."""
+
+
+class ManifestError(GanrtError, ValueError):
+    """A run's manifest is missing, malformed, or does not match the run being resumed or replayed."""

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from . import latent
-from .errors import LabelError, ModelFormatError, ParameterError
+from .errors import InferenceError, LabelError, ModelFormatError, ParameterError
 from .images import float_to_uint8
 from .metadata import ModelInfo
 from .model import Model
+from .session import run_session
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
 
@@ -56,7 +57,17 @@ class Generator(Model):
         nz_dim = inputs["z"].shape[-1] if inputs["z"].shape else None
         if len(inputs["z"].shape) != 2 or (isinstance(nz_dim, int) and nz_dim != info.nz):
             raise ModelFormatError(f"{source}: input z has shape {inputs['z'].shape}, metadata says (N, {info.nz})")
-        self._output = session.get_outputs()[0].name
+        if inputs["z"].type != "tensor(float)":
+            raise ModelFormatError(f"{source}: input z is {inputs['z'].type}, a generator takes tensor(float) latents")
+        if "label" in inputs and (inputs["label"].type != "tensor(int64)" or len(inputs["label"].shape) != 1):
+            raise ModelFormatError(f"{source}: input label is {inputs['label'].type} {inputs['label'].shape}, "
+                                   "a conditional generator takes tensor(int64) of shape (N,)")
+        output = session.get_outputs()[0]
+        h, w, c = info.image_shape
+        declared = [d if isinstance(d, int) else None for d in output.shape]
+        if len(declared) != 4 or any(d is not None and d != e for d, e in zip(declared[1:], (c, h, w))):
+            raise ModelFormatError(f"{source}: output {output.name} has shape {output.shape}, metadata says (N, {c}, {h}, {w})")
+        self._output = output.name
 
     @property
     def nz(self) -> int:
@@ -125,6 +136,20 @@ class Generator(Model):
         start = check_count("start", start, minimum=0)
         return latent.sample_latents(seed, np.arange(start, start + n), self.nz, prior=self.prior, truncation=truncation)
 
+    def images_at(self, indices: Sequence[int] | np.ndarray, *, seed: int = 0, labels: LabelSpec = None,
+                  truncation: float | None = None, batch_size: int | None = None) -> np.ndarray:
+        """Images of any indices of a run, in the order given: (len(indices), H, W, C) uint8.
+
+        The same bytes as those images in ``sample``/``iter_batches`` (replay uses this).
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise ParameterError("images_at needs at least one index")
+        if labels is None and self.info.conditional:
+            labels = (idx % self.num_classes).astype(np.int64)  # the default of a run: class i % K by index, not position
+        z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
+        return self.render(z, labels, batch_size=batch_size)
+
     def render(self, z: np.ndarray, labels: LabelSpec = None, *, batch_size: int | None = None) -> np.ndarray:
         """Images from explicit latents ``z`` (N, nz): (N, H, W, C) uint8. For interpolation and arithmetic."""
         z = np.ascontiguousarray(z, dtype=np.float32)
@@ -141,7 +166,10 @@ class Generator(Model):
         feeds = {"z": z}
         if labels is not None:
             feeds["label"] = labels
-        (x,) = self._session.run([self._output], feeds)  # (B, C, H, W) float in value_range
+        (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # (B, C, H, W) in value_range
+        h, w, c = self.image_shape
+        if x.shape != (len(z), c, h, w):
+            raise InferenceError(f"{self.source}: the model returned shape {x.shape}, metadata says ({len(z)}, {c}, {h}, {w})")
         return float_to_uint8(x, self.info.value_range)
 
     def iter_batches(

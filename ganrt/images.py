@@ -1,7 +1,9 @@
-"""Image writing: grids, PNG files, npz shards, animated GIFs. Every file is written atomically.
+"""Image files: grids, PNG files, npz shards, animated GIFs. Every file is written atomically.
 
 A file appears under its final name only when it is complete (temporary name in the same folder,
-then ``os.replace``), so an interrupted run never leaves a truncated image behind.
+then ``os.replace``), so an interrupted run never leaves a truncated image behind. Encoding is
+deterministic (no timestamps), so the same images always give the same bytes. Reading checks the
+declared size before decoding, so a bogus header cannot make ganrt allocate or hang.
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import secrets
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ImageError, OutputError
+
+TMP_FILE = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")  # atomic_write's temporary names: .NAME.PID.HEX.tmp
+_NPZ_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: np.savez stamps the current time into every shard
 
 
 def make_grid(images: np.ndarray, *, nrow: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
@@ -42,11 +49,14 @@ def to_pil(image: np.ndarray):
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
     The temporary file is created with mode 0o666 less the umask, like any new file, so the
     result has the permissions the user expects (mkstemp's 0o600 would survive the rename).
+    A killed process leaves at most a hidden ``.NAME.PID.HEX.tmp`` (``TMP_FILE``), never a partial
+    ``NAME``. ``fsync`` also makes the data durable before the rename (power loss, not just a kill).
+    A full disk raises ``OutputError`` and removes the temporary file.
     """
     path = Path(path)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -57,6 +67,9 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -104,11 +117,69 @@ def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, duration_
     atomic_write(path, buf.getvalue())
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """An uncompressed npz shard (loads with ``np.load``); uint8 images compress poorly anyway."""
+def encode_npz(**arrays: np.ndarray) -> bytes:
+    """An uncompressed npz (loads with ``np.load``, no pickle) whose bytes depend only on the arrays."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write(path, buf.getvalue())
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key, value in arrays.items():
+            with zf.open(zipfile.ZipInfo(f"{key}.npy", date_time=_NPZ_DATE), "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """An uncompressed npz shard; uint8 images compress poorly anyway."""
+    atomic_write(path, encode_npz(**arrays))
+
+
+def read_png(path: str | os.PathLike, *, shape: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, str]]:
+    """A PNG written by ganrt -> ((H, W, C) uint8, its text chunks); anything else is ``ImageError``.
+
+    The declared size and mode are checked before the pixels are decoded.
+    """
+    from PIL import Image
+
+    h, w, c = shape
+    mode = "L" if c == 1 else "RGB"
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG" or im.size != (w, h) or im.mode != mode:
+                raise ImageError(
+                    f"{path}: a {im.format} image of {im.size[0]}x{im.size[1]} pixels, mode {im.mode}; "
+                    f"expected a {w}x{h} PNG, mode {mode}"
+                )
+            im.load()
+            return np.asarray(im).reshape(h, w, c), dict(getattr(im, "text", {}))
+    except (ImageError, FileNotFoundError):
+        raise
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, zlib and struct errors on bad data
+        raise ImageError(f"{path}: not a readable PNG ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def read_npz(path: str | os.PathLike, *, max_bytes: int) -> dict[str, np.ndarray]:
+    """The arrays of an npz shard; members declaring more than ``max_bytes`` are refused before reading."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.infolist():
+                if member.file_size > max_bytes:
+                    raise ImageError(f"{path}: member {member.filename} declares {member.file_size} bytes, "
+                                           f"more than the {max_bytes} a shard of this run can hold")
+                with zf.open(member) as f:  # numpy allocates what the .npy header declares before reading
+                    version = np.lib.format.read_magic(f)
+                    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                    if version not in readers:
+                        raise ImageError(f"{path}: {member.filename} is .npy format {version}; ganrt writes 1.0")
+                    shape, _, dtype = readers[version](f)
+                    declared = math.prod(shape) * dtype.itemsize
+                    if declared > member.file_size:
+                        raise ImageError(f"{path}: {member.filename} declares shape {shape} ({declared} bytes) "
+                                               f"but holds {member.file_size} bytes")
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ImageError, FileNotFoundError):
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, numpy's ValueError on a bad .npy header, ...
+        raise ImageError(f"{path}: not a readable npz shard ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 def float_to_uint8(x: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:

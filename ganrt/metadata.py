@@ -18,6 +18,9 @@ METADATA_KEY = "ganrt"
 SCHEMA_VERSION = 1
 KINDS = ("generator", "classifier", "upscaler")
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB: settings, not payloads
+MAX_IMAGE_SIDE = 16384  # larger declared sizes are refused: a bogus file must not make ganrt allocate terabytes
+MAX_CLASSES = 100_000
+MAX_NZ = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ class ModelInfo:
             raise bad(f"over {MAX_METADATA_BYTES} bytes")
         try:
             raw = json.loads(text)
-        except ValueError as exc:
-            raise bad(f"not JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested arrays
+            raise bad(f"not JSON ({str(exc)[:100]})") from None
         if not isinstance(raw, dict):
             raise bad("expected a JSON object")
         version = raw.get("schema_version")
@@ -88,8 +91,10 @@ class ModelInfo:
                 training=dict(raw.get("training", {})),
                 schema_version=version,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise bad(str(exc)) from None
+        except KeyError as exc:
+            raise bad(f"missing field {exc}") from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise bad(str(exc)[:200]) from None
         info.validate(source=source)
         return info
 
@@ -103,15 +108,15 @@ class ModelInfo:
         if self.kind == "upscaler":
             if c != 3 or self.scale < 2 or self.receptive_radius < 0:
                 raise bad(f"an upscaler needs 3 channels and scale >= 2, got channels {c}, scale {self.scale}")
-        elif min(h, w) < 1 or c not in (1, 3):
-            raise bad(f"image_shape {self.image_shape} must be (H>=1, W>=1, C in 1 or 3)")
-        if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
+        elif not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE) or c not in (1, 3):
+            raise bad(f"image_shape {self.image_shape} must be (H, W in 1..{MAX_IMAGE_SIDE}, C in 1 or 3)")
+        if len(self.value_range) != 2 or not -1e30 < self.value_range[0] < self.value_range[1] < 1e30:
             raise bad(f"value_range {self.value_range} must be (low, high) with low < high")
-        if self.num_classes < 0 or (self.class_names and len(self.class_names) != self.num_classes):
+        if not 0 <= self.num_classes <= MAX_CLASSES or (self.class_names and len(self.class_names) != self.num_classes):
             raise bad(f"{len(self.class_names)} class names for {self.num_classes} classes")
         if self.kind == "generator":
-            if self.nz < 1:
-                raise bad(f"nz must be >= 1, got {self.nz}")
+            if not 1 <= self.nz <= MAX_NZ:
+                raise bad(f"nz must be in 1..{MAX_NZ}, got {self.nz}")
             if self.prior not in PRIORS:
                 raise bad(f"prior {self.prior!r} is not one of {', '.join(PRIORS)}")
         if self.kind == "classifier" and self.num_classes < 2:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .metadata import ModelInfo
+
+# onnxruntime's type string of the first output -> the precision a run records in its provenance
+_PRECISIONS = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(bfloat16)": "bfloat16",
+               "tensor(double)": "float64", "tensor(uint8)": "uint8"}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (model files can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class Model:
@@ -42,6 +57,24 @@ class Model:
     @property
     def providers(self) -> list[str]:
         return list(self._session.get_providers())
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that runs this model (first in onnxruntime's list)."""
+        return self.providers[0]
+
+    @property
+    def precision(self) -> str:
+        """Numeric type of the model's output, e.g. ``float32``: part of every image's provenance."""
+        kind = self._session.get_outputs()[0].type
+        return _PRECISIONS.get(kind, kind)
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hex sha256 of the model file: ties every image and manifest to the exact weights."""
+        if self.path is None:
+            return ""
+        return file_sha256(self.path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, image_shape={self.image_shape}, classes={self.num_classes})"

@@ -7,10 +7,10 @@ onnxruntime falls back to the CPU silently when a requested provider cannot star
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import re
 from typing import Any
 
-from .errors import DeviceError, MissingDependencyError, ModelFormatError, ParameterError
+from .errors import DeviceError, InferenceError, MissingDependencyError, ModelFormatError, ParameterError
 from .metadata import METADATA_KEY, ModelInfo
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -67,13 +67,24 @@ def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", thr
     except Exception as exc:  # onnxruntime raises its own pybind types for every malformed file
         if wants_cuda and device == "auto":
             return create_session(model, device="cpu", threads=threads, source=source)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFormatError(f"{source} is not a valid ONNX model: {first[:200]}") from None
+        raise ModelFormatError(f"{source} is not a valid ONNX model: {ort_reason(exc)}") from None
     if device == "cuda" and session.get_providers()[0] != _PROVIDERS["cuda"]:
         raise DeviceError(
             f"CUDAExecutionProvider did not start for {source} (onnxruntime gave {session.get_providers()}); "
             "check the CUDA and cuDNN libraries, or use --device cpu"
         )
+    return session
+
+
+def provider_session(model: str | os.PathLike, provider: str, *, threads: int | None = None) -> Any:
+    """A session on exactly ``provider`` (``doctor`` probes each one); ``DeviceError`` if it does not start."""
+    ort = onnxruntime()
+    try:
+        session = ort.InferenceSession(str(model), sess_options=_options(threads), providers=[provider])
+    except Exception as exc:  # a provider's own pybind error: missing libraries, bad options
+        raise DeviceError(f"{provider} did not start: {ort_reason(exc)}") from None
+    if session.get_providers()[0] != provider:
+        raise DeviceError(f"{provider} did not start (onnxruntime gave {session.get_providers()})")
     return session
 
 
@@ -91,8 +102,30 @@ def read_info(session: Any, *, source: str) -> ModelInfo:
     return ModelInfo.from_json(meta[METADATA_KEY], source=source)
 
 
-def check_file(path: Path) -> None:
-    if not path.is_file():
-        raise ModelFormatError(f"{path} is not a file")
-    if path.stat().st_size == 0:
-        raise ModelFormatError(f"{path} is empty, not an ONNX model")
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (This is an invalid model\. )?")
+_SOURCE_LOCATION = re.compile(r"^/\S+:\d+ .*?\) ")  # "/onnxruntime_src/...h:46 void f(...) " before the message
+_UNKNOWN_OP = re.compile(r"No Op registered for (\S+) with domain_version of (\d+)")
+_UNKNOWN_DOMAIN = re.compile(r"No opset import for domain '([^']*)'")
+_UNREGISTERED = re.compile(r"(\S+?)(?:\(-?\d+\))? is not a registered function/op")
+
+
+def ort_reason(exc: BaseException) -> str:
+    """onnxruntime's error as one short line: its codes, source locations and node dumps left out."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    for pattern, say in ((_UNKNOWN_OP, "unknown operator '{}' (opset {}): onnxruntime has no kernel for it"),
+                         (_UNKNOWN_DOMAIN, "operator domain '{}' is not declared in the model's opset imports"),
+                         (_UNREGISTERED, "unknown operator '{}': onnxruntime has no kernel for it")):
+        m = pattern.search(text)
+        if m:
+            return say.format(*m.groups())
+    first = _SOURCE_LOCATION.sub("", _ORT_PREFIX.sub("", first))
+    return first[:200]
+
+
+def run_session(session: Any, outputs: list[str], feeds: dict[str, Any], *, source: str) -> list[Any]:
+    """``session.run`` with onnxruntime's failures (out of memory, shape errors inside the graph) as one typed line."""
+    try:
+        return session.run(outputs, feeds)
+    except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
+        raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None

@@ -13,7 +13,6 @@ plus that band (tile * scale * width * scale * 12 bytes) plus one batch of tiles
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 

@@ -1,33 +1,55 @@
-"""Writing a generation run to a folder: PNG files or npz shards, never mixed with an earlier run.
+"""Writing a generation run to a folder: PNG files or npz shards with a manifest, crash-safe and resumable.
 
 The output folder is checked before any image is made: a folder that already holds images is
 refused unless ``overwrite`` (which first removes the earlier run's files, so runs never mix), and
 a folder that cannot be written fails at once, not after an hour of sampling.
+
+Every file is written under a temporary name and renamed when complete; its manifest lines are
+appended to the journal only after that (see ``manifest``). ``resume`` checks that the folder's run
+was made with the same settings and model (sha256), keeps the longest prefix of images whose files
+still hash as recorded, and makes only the rest: image i depends only on (seed, i, label,
+truncation), so the finished folder is byte-identical to a run that never stopped.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError, ParameterError
-from .generator import Batch
-from .images import encode_png, atomic_write, save_npz
+from ._version import __version__
+from .errors import ManifestError, OutputError, ParameterError
+from .generator import Batch, Generator, LabelSpec, check_count
+from .images import TMP_FILE, encode_npz, encode_png, atomic_write
+from .manifest import JOURNAL, MANIFEST, Journal, Manifest, RunHeader, entry_line, header_is_complete, read_manifest, sha256_hex
+from .model import file_sha256
 
 FORMATS = ("png", "npz")
-_RUN_FILE = re.compile(r"^(\d{6,}\.png|shard-\d{6,}\.npz)$")
+_RUN_FILE = re.compile(r"^(\d{6,}\.png|shard-\d{6,}\.npz|manifest\.jsonl(\.part)?)$")
 DEFAULT_SHARD_SIZE = 10_000
 
 
 def run_files(folder: Path) -> list[Path]:
-    """Files of an earlier run in ``folder`` (names this writer produces)."""
+    """Files of an earlier run in ``folder``: images, shards, manifest, journal, leftover temporary files."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if _RUN_FILE.match(p.name))
+    return sorted(p for p in folder.iterdir() if _RUN_FILE.match(p.name) or TMP_FILE.match(p.name))
+
+
+def _writable_folder(folder: Path) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--out {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to --out {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def prepare_output(folder: str | Path, *, overwrite: bool) -> Path:
@@ -38,15 +60,10 @@ def prepare_output(folder: str | Path, *, overwrite: bool) -> Path:
     existing = run_files(folder)
     if existing and not overwrite:
         raise OutputError(
-            f"--out {folder} already holds {len(existing)} images from an earlier run (e.g. {existing[0].name}); "
-            "pass --overwrite to replace them or choose another folder"
+            f"--out {folder} already holds {len(existing)} files from an earlier run (e.g. {existing[0].name}); "
+            "pass --resume to continue it, --overwrite to replace it, or choose another folder"
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise OutputError(f"cannot write to --out {folder}: {exc.strerror or exc}") from None
+    _writable_folder(folder)
     for path in existing:
         path.unlink()
     return folder
@@ -57,68 +74,220 @@ class RunWriter:
     """Writes streamed batches of one run; file names carry the global image index."""
 
     folder: Path
-    fmt: str
-    n_total: int  # images start .. start + n_total - 1 (sets the zero padding)
-    start: int = 0
-    shard_size: int = DEFAULT_SHARD_SIZE
-    png_text: tuple[tuple[str, str], ...] = ()  # provenance stored in every PNG
+    header: RunHeader
 
-    def __post_init__(self) -> None:
-        if self.fmt not in FORMATS:
-            raise ParameterError(f"format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
-        if self.shard_size < 1:
-            raise ParameterError(f"shard size must be >= 1, got {self.shard_size}")
+    def write_png(self, batch: Batch) -> list[bytes]:
+        """One PNG per image, provenance in its text chunks; returns the batch's manifest lines."""
+        lines = []
+        for k, (i, image) in enumerate(zip(batch.indices.tolist(), batch.images)):
+            label = None if batch.labels is None else int(batch.labels[k])
+            data = encode_png(image, text=self.header.png_text(i, label))
+            name = self.header.file_name(i)
+            atomic_write(self.folder / name, data)
+            lines.append(entry_line(i, label, name, sha256_hex(data), sha256_hex(image)))
+        return lines
 
-    @property
-    def width(self) -> int:
-        return max(6, len(str(self.start + self.n_total - 1)))
-
-    def write_png(self, batch: Batch) -> None:
-        for i, image in zip(batch.indices, batch.images):
-            text = dict(self.png_text, index=str(int(i)))
-            if batch.labels is not None:
-                text["label"] = str(int(batch.labels[int(i) - batch.start]))
-            atomic_write(self.folder / f"{int(i):0{self.width}d}.png", encode_png(image, text=text))
-
-    def write_shard(self, number: int, images: np.ndarray, indices: np.ndarray, labels: np.ndarray | None) -> None:
-        arrays = {"images": images, "indices": indices}  # images (B, H, W, C) uint8
+    def write_shard(self, images: np.ndarray, indices: np.ndarray, labels: np.ndarray | None) -> list[bytes]:
+        """One npz shard (images (B, H, W, C) uint8, indices, labels, provenance JSON); returns its manifest lines."""
+        arrays = {"images": images, "indices": indices}
         if labels is not None:
             arrays["labels"] = labels
-        save_npz(self.folder / f"shard-{number:06d}.npz", **arrays)
+        arrays["provenance"] = np.array(self.header.line().decode().strip())
+        data = encode_npz(**arrays)
+        name = self.header.file_name(int(indices[0]))
+        atomic_write(self.folder / name, data)
+        digest = sha256_hex(data)
+        return [entry_line(int(i), None if labels is None else int(labels[k]), name, digest, sha256_hex(images[k]))
+                for k, i in enumerate(indices.tolist())]
 
 
-def write_run(writer: RunWriter, batches, *, on_batch=None) -> int:
-    """Consume ``batches`` into ``writer``'s folder; npz collects ``shard_size`` images per shard."""
+def write_run(writer: RunWriter, batches: Iterable[Batch], journal: Journal, *,
+              on_batch: Callable[[int], None] | None = None) -> int:
+    """Consume ``batches`` into ``writer``'s folder, journaling each file after it is in place.
+
+    npz collects ``shard_size`` images per shard, counted from the run's start, so a resumed run
+    (which starts at a shard boundary) numbers and fills its shards as an uninterrupted one would.
+    """
+    header = writer.header
     written = 0
     pending: list[Batch] = []
-    shard = 0
 
     def flush() -> None:
-        nonlocal shard, pending
+        nonlocal pending
         if pending:
             labels = None if pending[0].labels is None else np.concatenate([b.labels for b in pending])
-            writer.write_shard(shard, np.concatenate([b.images for b in pending]),
-                               np.concatenate([b.indices for b in pending]), labels)
-            shard += 1
+            journal.append(writer.write_shard(np.concatenate([b.images for b in pending]),
+                                              np.concatenate([b.indices for b in pending]), labels))
             pending = []
 
     for batch in batches:
-        if writer.fmt == "png":
-            writer.write_png(batch)
+        if header.format == "png":
+            journal.append(writer.write_png(batch))
         else:
             # split a batch at shard boundaries so every shard holds exactly shard_size images
             off = 0
             while off < len(batch.images):
-                room = writer.shard_size - sum(len(b.images) for b in pending)
+                room = header.shard_size - sum(len(b.images) for b in pending)
                 take = min(room, len(batch.images) - off)
-                part = Batch(start=batch.start + off, images=batch.images[off : off + take],
-                             labels=None if batch.labels is None else batch.labels[off : off + take])
-                pending.append(part)
+                pending.append(Batch(start=batch.start + off, images=batch.images[off : off + take],
+                                     labels=None if batch.labels is None else batch.labels[off : off + take]))
                 off += take
-                if sum(len(b.images) for b in pending) == writer.shard_size:
+                if sum(len(b.images) for b in pending) == header.shard_size:
                     flush()
         written += len(batch.images)
         if on_batch is not None:
             on_batch(len(batch.images))
     flush()
     return written
+
+
+@dataclass(frozen=True)
+class RunResult:
+    folder: Path
+    manifest: Path
+    generated: int  # images made by this call
+    reused: int  # images of an earlier, interrupted call that passed their checks (resume)
+
+
+def model_location(model) -> str:
+    """How a manifest names a loaded model: a bundled model's name, else its file's absolute path."""
+    from . import available_models
+
+    path = Path(model.path).resolve() if model.path is not None else None
+    return next((name for name, p in available_models().items() if path is not None and p.resolve() == path), str(path or model.source))
+
+
+def upscaled(batches: Iterator[Batch], upscaler) -> Iterator[Batch]:
+    """``generate --upscale``: every image of every batch through ``upscaler`` (same layout, x scale)."""
+    for b in batches:
+        yield Batch(b.start, np.stack([upscaler.upscale(im) for im in b.images]), b.labels)
+
+
+def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncation: float | None, start: int,
+               fmt: str, shard_size: int, upscaler=None) -> tuple[RunHeader, LabelSpec]:
+    """The header of a run, and its labels in the form the stream takes (per-image lists resolved)."""
+    if fmt not in FORMATS:
+        raise ParameterError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    check_count("shard size", shard_size)
+    if labels is None or isinstance(labels, (str, int, np.integer)):
+        spec = None if labels is None else gen.label_index(labels)  # label_index refuses labels for unconditional models
+        stream_labels = labels
+    else:
+        stream_labels = gen.resolve_labels(labels, np.arange(n))  # (n,) int64, checked
+        spec = {"per_image_sha256": sha256_hex(stream_labels.astype("<i8"))}
+    header = RunHeader(
+        model=model_location(gen), model_name=gen.name, model_sha256=gen.sha256, seed=int(seed), n=n, start=start, labels=spec,
+        truncation=None if truncation is None else float(truncation), format=fmt,
+        shard_size=shard_size if fmt == "npz" else None, ganrt=__version__, provider=gen.provider, precision=gen.precision,
+        upscaler=None if upscaler is None else model_location(upscaler),
+        upscaler_sha256=None if upscaler is None else upscaler.sha256,
+    )
+    return header, stream_labels
+
+
+def generate_run(
+    gen: Generator,
+    out: str | Path,
+    *,
+    n: int,
+    seed: int = 0,
+    labels: LabelSpec = None,
+    truncation: float | None = None,
+    batch_size: int | None = None,
+    start: int = 0,
+    fmt: str = "png",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    overwrite: bool = False,
+    resume: bool = False,
+    upscaler=None,
+    on_batch: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Write images start .. start+n-1 to folder ``out`` with ``manifest.jsonl``; see the module docstring.
+
+    ``resume`` continues the run in ``out`` (or starts one in an empty folder); ``overwrite``
+    replaces an earlier run. Every argument is checked before the folder is touched.
+    """
+    if overwrite and resume:
+        raise ParameterError("give --resume (continue the run in the folder) or --overwrite (replace it), not both")
+    n = check_count("n", n)
+    gen.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)  # checks only
+    header, stream_labels = run_header(gen, n=n, seed=seed, labels=labels, truncation=truncation, start=start,
+                                       fmt=fmt, shard_size=shard_size, upscaler=upscaler)
+    folder = Path(out)
+    if resume:
+        header, journal, done = _resume(folder, header)
+    else:
+        prepare_output(folder, overwrite=overwrite)
+        header, journal, done = header, Journal(folder, header=header), 0
+    try:
+        if on_batch is not None and done:
+            on_batch(done)
+        generated = 0
+        if done < n:
+            rest = stream_labels[done:] if isinstance(stream_labels, np.ndarray) else stream_labels
+            batches = gen.iter_batches(n - done, seed=seed, labels=rest, truncation=truncation,
+                                       batch_size=batch_size, start=start + done)
+            if upscaler is not None:
+                batches = upscaled(batches, upscaler)
+            generated = write_run(RunWriter(folder, header), batches, journal, on_batch=on_batch)
+        manifest = journal.finish()
+    finally:
+        journal.close()
+    return RunResult(folder, manifest, generated, done)
+
+
+def _resume(folder: Path, header: RunHeader) -> tuple[RunHeader, Journal, int]:
+    """Reopen the run in ``folder``: (its header, its journal cut to the verified images, how many those are)."""
+    journal_path, manifest_path = folder / JOURNAL, folder / MANIFEST
+    if not journal_path.exists() and not manifest_path.exists():
+        existing = [p for p in run_files(folder) if not TMP_FILE.match(p.name)]
+        if existing:
+            raise ManifestError(f"--resume: {folder} holds {len(existing)} images but no {MANIFEST} or {JOURNAL}; "
+                                "it cannot be checked, so it cannot be continued: use --overwrite or another folder")
+        prepare_output(folder, overwrite=True)  # nothing to continue: start the run (removes stray temporary files)
+        return header, Journal(folder, header=header), 0
+    if journal_path.exists() and not header_is_complete(journal_path):
+        prepare_output(folder, overwrite=True)  # killed while writing the header: no image was recorded
+        return header, Journal(folder, header=header), 0
+    _writable_folder(folder)
+    old = read_manifest(journal_path if journal_path.exists() else manifest_path, repair=True)
+    diffs = old.header.differences(header)
+    if diffs:
+        raise ManifestError(f"--resume: the run in {folder} was made with other settings ({'; '.join(diffs[:3])}); "
+                            "give the same arguments and model, or use --overwrite")
+    if not journal_path.exists():
+        manifest_path.replace(journal_path)  # a complete run is rechecked; any damaged file is made again
+    journal = Journal(folder)
+    try:
+        done, end = verified_prefix(folder, old)
+        journal.truncate(end)
+        for path in folder.iterdir():
+            if TMP_FILE.match(path.name):
+                path.unlink(missing_ok=True)
+    except BaseException:
+        journal.close()
+        raise
+    return old.header, journal, done
+
+
+def verified_prefix(folder: Path, manifest: Manifest) -> tuple[int, int]:
+    """(k, byte offset): the first k entries are images start..start+k-1 whose files hash as recorded.
+
+    npz: k is cut back to a whole number of shards (a shard is written and journaled as a unit).
+    """
+    header = manifest.header
+    hashes: dict[str, str | None] = {}
+    k = 0
+    for entry in manifest.entries:
+        index = header.start + k
+        name = header.file_name(index)
+        if k >= header.n or entry["index"] != index or entry["file"] != name:
+            break
+        if name not in hashes:
+            hashes[name] = file_sha256(folder / name) if (folder / name).is_file() else None
+        if hashes[name] != entry["file_sha256"]:
+            break
+        k += 1
+    if header.format == "npz" and k < header.n:
+        k -= k % header.shard_size
+    return k, manifest.ends[k - 1] if k else manifest.header_bytes

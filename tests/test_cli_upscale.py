@@ -92,6 +92,12 @@ def test_generate_then_upscale(cgan_path, sr2_path, tmp_path):
     import ganrt as api
 
     expected = api.load(sr2_path).upscale(api.load(cgan_path).sample(3)[1])
-    got = np.asarray(Image.open(tmp_path / "o" / "000001.png"))
-    assert got.shape == (64, 64) and Image.open(tmp_path / "o" / "000001.png").text["upscaled_by"] == "tiny-sr-x2"
+    im = Image.open(tmp_path / "o" / "000001.png")
+    got = np.asarray(im)
+    assert got.shape == (64, 64) and im.text["upscaler"] == str(sr2_path.resolve())
+    assert im.text["upscaler_sha256"] == api.load(sr2_path).sha256
     np.testing.assert_array_equal(got, expected[..., 0])
+    # provenance covers the upscaler: replay regenerates and upscales, from the manifest or one PNG
+    for args in ([tmp_path / "o"], [tmp_path / "o" / "000002.png", "--model", cgan_path]):
+        out = ganrt("replay", *args)
+        assert out.returncode == 0, out.stdout + out.stderr

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ganrt
-from export.onnx import ParityError, check_parity, export_checkpoint, to_onnx_bytes
+from export.onnx import ParityError, check_parity, export_checkpoint
 from export.train import CheckpointError, load_checkpoint
 from ganrt.errors import ModelFormatError, OutputError
 from ganrt.metadata import METADATA_KEY, ModelInfo
