@@ -6,13 +6,15 @@ import pytest
 import ganrt
 
 BUNDLED = ("fashion-cgan", "fashion-dcgan", "fashion-classifier")
+UPSCALERS = {"sr-x2": 2, "sr-x4": 4}
 
 
 def test_bundled_models_are_installed_and_small():
     models = ganrt.available_models()
-    assert set(BUNDLED) <= set(models)
-    assert sum(p.stat().st_size for p in models.values()) < 20 * 2**20
-    for name in BUNDLED:
+    assert set(BUNDLED) | set(UPSCALERS) <= set(models)
+    assert sum(models[name].stat().st_size for name in BUNDLED) < 20 * 2**20
+    assert all(models[name].stat().st_size < 5 * 2**20 for name in UPSCALERS)
+    for name in (*BUNDLED, *UPSCALERS):
         assert (ganrt.MODELS_DIR / f"{name}.md").is_file(), f"{name} has no model card"
 
 
@@ -43,3 +45,18 @@ def test_cgan_samples_are_mostly_of_the_requested_class():
 
     report = label_accuracy(ganrt.load("fashion-cgan"), ganrt.load("fashion-classifier"), n=1000, seed=123)
     assert report["accuracy"] >= 0.80
+
+
+@pytest.mark.parametrize("name, scale", sorted(UPSCALERS.items()))
+def test_bundled_upscalers_beat_bicubic_on_a_held_out_photo(name, scale):
+    """A floor on one evaluation photo (the README has all of them): fails if a retrain regresses."""
+    pytest.importorskip("skimage")
+    from export.data import degrade, load_photo
+    from ganrt.images import bicubic_resize
+    from ganrt.metrics import psnr_y
+
+    up = ganrt.load(name)
+    assert up.scale == scale and up.info.kind == "upscaler"
+    hr, lr = degrade(load_photo("coffee"), scale)
+    bicubic = psnr_y(bicubic_resize(lr, (hr.shape[1], hr.shape[0])), hr, border=scale)
+    assert psnr_y(up.upscale(lr), hr, border=scale) > bicubic + 0.5
