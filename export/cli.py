@@ -155,7 +155,7 @@ def export_cmd(checkpoint, output, name, description, overwrite):
 
 @cli.command("sr-eval")
 @click.argument("models", nargs=-1, required=True)
-@click.option("--crops", type=click.Path(dir_okay=False), default=None, help="Write bicubic | model | original crops (PNG).")
+@click.option("--crops", type=click.Path(file_okay=False), default=None, help="Folder for NAME-crops.png: bicubic | model | original.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the scores as JSON.")
 def sr_eval_cmd(models, crops, json_path):
     """PSNR / SSIM (Y, border = scale) of upscalers against bicubic on the held-out photos."""
@@ -166,16 +166,17 @@ def sr_eval_cmd(models, crops, json_path):
     from .evaluate import crops as make_crops
     from .evaluate import evaluate_upscaler, markdown_table, summary
 
+    from pathlib import Path
+
     report = {}
-    for i, model in enumerate(models):
+    for model in models:
         scores, images = evaluate_upscaler(model)
         click.echo(markdown_table(model, scores) + "\n")
         report[model] = summary(scores)
-        if crops and i == 0:
-            save_png(crops, make_crops(images))
+        if crops:
+            Path(crops).mkdir(parents=True, exist_ok=True)
+            save_png(Path(crops) / f"{Path(model).stem}-crops.png", make_crops(images))
     if json_path:
-        from pathlib import Path
-
         Path(json_path).write_text(json.dumps(report, indent=2))
 
 
