@@ -153,3 +153,20 @@ def test_eight_threads_mixing_every_sampling_call_match_serial_calls(cgan):
     for t in threads:
         t.join()
     assert len(calls) == 8 and not errors
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(1, 40), w=st.integers(1, 40), tile=st.integers(1, 48), overlap=st.integers(0, 47), seed=st.integers(0, 2**32))
+def test_upscaler_tile_sizes(sr2, h, w, tile, overlap, seed):
+    """Any image size, tile and overlap: the right shape, or a ParameterError for overlap >= tile;
+    with overlap >= 2 x receptive radius the tiles equal the whole image within 2/255."""
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if overlap >= tile:
+        with pytest.raises(ParameterError, match="smaller than the tile"):
+            sr2.upscale(img, tile=tile, overlap=overlap)
+        return
+    out = sr2.upscale(img, tile=tile, overlap=overlap)
+    assert out.shape == (2 * h, 2 * w, 3) and out.dtype == np.uint8
+    if overlap >= 2 * sr2.receptive_radius:
+        whole = sr2.upscale(img, tile=64)
+        assert np.abs(out.astype(int) - whole.astype(int)).max() <= 2
