@@ -35,7 +35,8 @@ _data_options = [
     click.option("--data-dir", default="", help="Folder of MNIST-family IDX files (default: Debian's Fashion-MNIST)."),
     click.option("--limit", type=click.IntRange(min=0), default=0, help="Use only the first N training images (0 = all)."),
     click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints and sample grids go here."),
-    click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint."),
+    click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint (same --epochs: "
+                 "the same weights as an uninterrupted run; more --epochs extends it, and stretches a cosine schedule)."),
     click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads."),
@@ -108,7 +109,7 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
 
 @train.command("sr")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints go here.")
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint (same --epochs: the same weights as an uninterrupted run).")
 @click.option("--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
 @click.option("--width", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--blocks", type=click.IntRange(min=0), default=6, show_default=True)

@@ -80,3 +80,34 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     train_gan(TINY, _tcfg(epochs=1), tmp_path, progress=False)
     raw = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert raw["model_config"]["num_classes"] == 10 and raw["train_config"]["lr"] == 2e-4
+
+
+def test_sr_training_resumes_to_the_same_weights_and_stage_two_starts_from_stage_one(tmp_path, monkeypatch):
+    import export.train as tr
+    from export.config import SRConfig, SRTrainConfig
+    from export.train import train_sr
+
+    cfg = SRConfig(scale=2, width=4, blocks=1)
+    tcfg = lambda **kw: SRTrainConfig(**{"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "patch": 8, "limit": 2, **kw})  # noqa: E731
+    straight = load_checkpoint(train_sr(cfg, tcfg(), tmp_path / "a", progress=False))
+
+    real_save, saves = tr.save_checkpoint, []
+
+    def save_then_die(path, ck):  # the run is killed right after its first checkpoint
+        real_save(path, ck)
+        saves.append(path)
+        if len(saves) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_sr(cfg, tcfg(), tmp_path / "b", progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "b").epoch == 1
+    resumed = load_checkpoint(train_sr(cfg, tcfg(), tmp_path / "b", resume=True, progress=False))
+    assert resumed.epoch == 2 and _states_equal(straight.state["G"], resumed.state["G"])
+    with pytest.raises(CheckpointError, match="--init"):
+        train_sr(cfg, tcfg(stage="adversarial"), tmp_path / "c", progress=False)
+    adv = load_checkpoint(train_sr(cfg, tcfg(stage="adversarial", init=str(tmp_path / "a"), epochs=1), tmp_path / "d", progress=False))
+    assert adv.epoch == 1 and "D" in adv.state and adv.history[0]["loss_d"] > 0
+    assert not _states_equal(adv.state["G"], straight.state["G"])  # stage 2 moved the stage-1 weights
