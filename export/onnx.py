@@ -69,14 +69,14 @@ def _info(ck: Checkpoint, name: str, description: str) -> ModelInfo:
     return ModelInfo(kind="classifier", num_classes=cfg.num_classes, value_range=(0.0, 255.0), training=training, **common)
 
 
-SR_PARITY_SIZES = ((1, 19, 27), (3, 32, 32), (8, 8, 5))  # (batch, H, W): odd and even sizes
+SR_PARITY_SIZES = ((19, 27), (32, 32), (8, 5))  # (H, W) of upscaler inputs: odd and even sizes
 
 
-def _example_inputs(ck: Checkpoint, batch: int) -> dict[str, np.ndarray]:
+def _example_inputs(ck: Checkpoint, batch: int, size: tuple[int, int] = (12, 12)) -> dict[str, np.ndarray]:
+    """Inputs of ``batch`` items; ``size`` (H, W) is used by upscalers, whose inputs have any size."""
     cfg = ck.model_config
     if ck.kind == "sr":
-        n, h, w = SR_PARITY_SIZES[PARITY_BATCH_SIZES.index(batch)] if batch in PARITY_BATCH_SIZES else (batch, 12, 12)
-        return {"image": np.random.default_rng(batch).random((n, 3, h, w), dtype=np.float32)}
+        return {"image": np.random.default_rng(batch).random((batch, 3, *size), dtype=np.float32)}
     if ck.kind == "gan":
         feeds = {"z": sample_latents(batch, np.arange(batch), cfg.nz, prior=ck.train_config.prior)}
         if cfg.num_classes:
@@ -120,11 +120,12 @@ def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> by
 
 
 def check_parity(model: torch.nn.Module, ck: Checkpoint, data: bytes, *, batch_sizes=PARITY_BATCH_SIZES, tolerance=PARITY_TOLERANCE) -> float:
-    """Max abs difference between torch and onnxruntime over ``batch_sizes``; raises ParityError."""
+    """Max abs difference between torch and onnxruntime over ``batch_sizes`` (and, for upscalers,
+    ``SR_PARITY_SIZES``); raises ParityError."""
     session = create_session(data, device="cpu", source="exported model")
     worst = 0.0
-    for batch in batch_sizes:
-        feeds = _example_inputs(ck, batch)
+    for i, batch in enumerate(batch_sizes):  # upscalers: each batch at another image size
+        feeds = _example_inputs(ck, batch, SR_PARITY_SIZES[i % len(SR_PARITY_SIZES)])
         with torch.inference_mode():
             expected = model(*(torch.from_numpy(v) for v in feeds.values()))
         expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)

@@ -105,7 +105,7 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
         head = label_spec[:k] if isinstance(label_spec, np.ndarray) else label_spec
         shown = gen.sample(k, seed=seed, labels=head, truncation=truncation, batch_size=batch_size, start=start)
         if upscaler is not None:
-            shown = np.stack([upscaler.upscale(im) for im in shown])
+            shown = upscaler.upscale_many(shown)
         save_grid(grid, shown)
     where = [str(p) for p in (out, grid) if p is not None]
     click.echo(f"{n} images from {gen.name} (seed {seed}) -> {', '.join(where)}{note}")

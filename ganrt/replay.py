@@ -96,7 +96,7 @@ def replay(
         labels = None if chunk[0]["label"] is None else np.array([e["label"] for e in chunk], dtype=np.int64)
         images = gen.images_at(idx, seed=header.seed, labels=labels, truncation=header.truncation)
         if up is not None:
-            images = [up.upscale(im) for im in images]
+            images = up.upscale_many(images)
         for e, image in zip(chunk, images):
             reproduced = sha256_hex(image) == e["image_sha256"]
             out.append(ReplayedImage(e["index"], e["file"], reproduced, _compare_on_disk(folder, e, image, header.shard_size, shards)))

@@ -22,6 +22,7 @@ from .errors import ModelFormatError, ParameterError
 from .images import bicubic_resize
 from .metadata import ModelInfo
 from .model import Model
+from .session import run_session
 
 DEFAULT_TILE = 256  # input pixels per side: ~15 MB of float activations per tile at width 48
 DEFAULT_BATCH_SIZE = 4  # tiles per onnxruntime call
@@ -115,6 +116,11 @@ class Upscaler(Model):
         alpha = bicubic_resize(arr[..., 3], (out_rgb.shape[1], out_rgb.shape[0]))
         return np.concatenate([out_rgb, alpha[..., None]], axis=2)
 
+    def upscale_many(self, images: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
+                     batch_size: int | None = None) -> np.ndarray:
+        """A stack (N, H, W[, C]) of uint8 images -> (N, sH, sW[, C]); options as in ``upscale``."""
+        return np.stack([self.upscale(im, tile=tile, overlap=overlap, batch_size=batch_size) for im in images])
+
     # -- layouts ----------------------------------------------------------------------------
     def check_options(self, *, tile: int | None = None, overlap: int | None = None, batch_size: int | None = None) -> tuple[int, int, int]:
         """Validated (tile, overlap, batch_size), defaults filled in; raises ParameterError."""
@@ -158,7 +164,7 @@ class Upscaler(Model):
     def _run(self, tiles: np.ndarray) -> np.ndarray:
         """(B, h, w, 3) uint8 -> (B, 3, h*s, w*s) float32 in about [0, 1]."""
         x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1.0 / 255.0)
-        (y,) = self._session.run([self._output], {self._input: x})
+        (y,) = run_session(self._session, [self._output], {self._input: x}, source=self.source)
         return y
 
     def _rgb(self, rgb: np.ndarray, tile: int, overlap: int, batch_size: int) -> np.ndarray:

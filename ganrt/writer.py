@@ -160,7 +160,7 @@ def model_location(model) -> str:
 def upscaled(batches: Iterator[Batch], upscaler) -> Iterator[Batch]:
     """``generate --upscale``: every image of every batch through ``upscaler`` (same layout, x scale)."""
     for b in batches:
-        yield Batch(b.start, np.stack([upscaler.upscale(im) for im in b.images]), b.labels)
+        yield Batch(b.start, upscaler.upscale_many(b.images), b.labels)
 
 
 def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncation: float | None, start: int,
