@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import torch
 
 from ganrt._version import __version__
 from ganrt.errors import GanrtError, OutputError
-from ganrt.images import atomic_write
+from ganrt.images import atomic_write, float_to_uint8
 from ganrt.latent import sample_latents
 from ganrt.metadata import METADATA_KEY, ModelInfo
 from ganrt.session import create_session
@@ -45,7 +46,18 @@ def _model_from_checkpoint(ck: Checkpoint) -> torch.nn.Module:
     return model.eval()
 
 
-def _info(ck: Checkpoint, name: str, description: str) -> ModelInfo:
+def count_flops(model: torch.nn.Module, ck: Checkpoint) -> float:
+    """FLOPs (2 x multiply-adds, convolutions and matmuls) per image; upscalers: per input pixel."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    side = 32
+    feeds = _example_inputs(ck, 1, (side, side))
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(*(torch.from_numpy(v) for v in feeds.values()))
+    return float(counter.get_total_flops()) / (side * side if ck.kind == "sr" else 1)
+
+
+def _info(ck: Checkpoint, name: str, description: str, flops: float = 0.0) -> ModelInfo:
     cfg = ck.model_config
     training = {
         "model_config": cfg.to_dict(),
@@ -56,10 +68,10 @@ def _info(ck: Checkpoint, name: str, description: str) -> ModelInfo:
     }
     if ck.kind == "sr":
         return ModelInfo(kind="upscaler", name=name, description=description, training_data=ck.data,
-                         ganrt_version=__version__, image_shape=(0, 0, 3), value_range=(0.0, 1.0), scale=cfg.scale,
+                         ganrt_version=__version__, image_shape=(0, 0, 3), value_range=(0.0, 1.0), scale=cfg.scale, flops=flops,
                          receptive_radius=cfg.receptive_radius, training=training)
     common = dict(name=name, description=description, training_data=ck.data, ganrt_version=__version__,
-                  image_shape=(cfg.image_size, cfg.image_size, cfg.channels), class_names=ck.class_names)
+                  image_shape=(cfg.image_size, cfg.image_size, cfg.channels), class_names=ck.class_names, flops=flops)
     if ck.kind == "gan":
         if not cfg.num_classes:
             common["class_names"] = ()
@@ -93,22 +105,28 @@ def _forward_arg_names(model: torch.nn.Module, count: int) -> list[str]:
     return list(inspect.signature(model.forward).parameters)[:count]
 
 
-def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> bytes:
-    """Export ``model`` with a dynamic batch axis and ``info`` in the metadata; returns the file's bytes."""
-    example = _example_inputs(ck, 2)
+_OUTPUT_NAMES = {"gan": ["image"], "sr": ["upscaled"], "classifier": ["logits", "features"]}
+
+
+def plain_onnx(model: torch.nn.Module, example: dict[str, np.ndarray], *, outputs: list[str], any_size: bool = False) -> onnx.ModelProto:
+    """The exporter's graph of ``model`` as it comes (no ganrt metadata or passes): dynamic batch axis N,
+    and dynamic H, W with ``any_size`` (upscalers). The "plain export" a user would make by hand."""
     args = tuple(torch.from_numpy(v) for v in example.values())
-    names = list(example)
-    outputs = {"gan": ["image"], "sr": ["upscaled"], "classifier": ["logits", "features"]}[ck.kind]
     dims = {0: torch.export.Dim("N", min=1)}
-    if ck.kind == "sr":  # any image size
+    if any_size:
         dims.update({2: torch.export.Dim("H", min=1), 3: torch.export.Dim("W", min=1)})
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name")  # z and label share N: intended
         program = torch.onnx.export(
-            model, args, dynamo=True, opset_version=OPSET, input_names=names, output_names=outputs,
-            dynamic_shapes={n: dims for n in _forward_arg_names(model, len(names))}, verbose=False,
+            model, args, dynamo=True, opset_version=OPSET, input_names=list(example), output_names=outputs,
+            dynamic_shapes={n: dims for n in _forward_arg_names(model, len(example))}, verbose=False,
         )
-    proto = program.model_proto
+    return program.model_proto
+
+
+def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> bytes:
+    """Export ``model`` with a dynamic batch axis and ``info`` in the metadata; returns the file's bytes."""
+    proto = plain_onnx(model, _example_inputs(ck, 2), outputs=_OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr")
     proto.producer_name = "ganrt-export"
     proto.producer_version = __version__
     proto.doc_string = info.description
@@ -117,6 +135,54 @@ def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> by
     entry.key, entry.value = METADATA_KEY, info.to_json()
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
+
+
+def append_uint8_output(data: bytes, value_range: tuple[float, float]) -> bytes:
+    """The generator ``data`` with its post-processing in the graph: float (N, C, H, W) in
+    ``value_range`` -> uint8 (N, H, W, C), the same float32 steps as ``ganrt.images.float_to_uint8``
+    (subtract low, scale to 0..255, round half to even, clip, cast, transpose), so Python touches
+    no float arrays and onnxruntime returns a quarter of the bytes."""
+    proto = onnx.load_from_string(data)
+    graph = proto.graph
+    out = graph.output[0]
+    name, dims = out.name, [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]  # [N, C, H, W]
+    for node in graph.node:
+        node.output[:] = [f"{name}_float" if o == name else o for o in node.output]
+    lo, hi = value_range
+    graph.initializer.extend([
+        onnx.numpy_helper.from_array(np.array(lo, np.float32), "post_low"),
+        onnx.numpy_helper.from_array(np.array(255.0 / (hi - lo), np.float32), "post_scale"),
+        onnx.numpy_helper.from_array(np.array(0.0, np.float32), "post_min"),
+        onnx.numpy_helper.from_array(np.array(255.0, np.float32), "post_max"),
+    ])
+    make = onnx.helper.make_node
+    graph.node.extend([
+        make("Sub", [f"{name}_float", "post_low"], ["post_shifted"]),
+        make("Mul", ["post_shifted", "post_scale"], ["post_scaled"]),
+        make("Round", ["post_scaled"], ["post_rounded"]),  # half to even, as np.rint
+        make("Clip", ["post_rounded", "post_min", "post_max"], ["post_clipped"]),
+        make("Cast", ["post_clipped"], ["post_uint8"], to=onnx.TensorProto.UINT8),
+        make("Transpose", ["post_uint8"], [name], perm=[0, 2, 3, 1]),  # (N, H, W, C)
+    ])
+    n, c, h, w = dims
+    del graph.output[:]
+    graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UINT8, [n, h, w, c]))
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def check_postprocess(float_data: bytes, uint8_data: bytes, ck: Checkpoint, value_range: tuple[float, float]) -> None:
+    """The in-graph post-processing gives exactly the bytes of the runtime's numpy conversion."""
+    plain = create_session(float_data, device="cpu", source="exported model")
+    final = create_session(uint8_data, device="cpu", source="exported model")
+    for batch in PARITY_BATCH_SIZES:
+        feeds = _example_inputs(ck, batch)
+        expected = float_to_uint8(plain.run(None, feeds)[0], value_range)
+        got = final.run(None, feeds)[0]
+        if got.shape != expected.shape or got.dtype != np.uint8 or not np.array_equal(got, expected):
+            bad = int(np.sum(got != expected)) if got.shape == expected.shape else got.size
+            raise ParityError(f"batch {batch}: the uint8 output differs from the float output converted in numpy "
+                              f"({bad} values); nothing written")
 
 
 def check_parity(model: torch.nn.Module, ck: Checkpoint, data: bytes, *, batch_sizes=PARITY_BATCH_SIZES, tolerance=PARITY_TOLERANCE) -> float:
@@ -157,9 +223,18 @@ def export_checkpoint(
     if not output.parent.is_dir():
         raise OutputError(f"folder {output.parent} does not exist")
     ck = load_checkpoint(checkpoint)
-    model = _model_from_checkpoint(ck)
-    info = _info(ck, name, description)
+    data, report = export_module(_model_from_checkpoint(ck), ck, name=name, description=description)
+    atomic_write(output, data)
+    return report
+
+
+def export_module(model: torch.nn.Module, ck: Checkpoint, *, name: str, description: str = "") -> tuple[bytes, dict[str, Any]]:
+    """(file bytes, report) of ``model`` (eval mode) with ``ck``'s settings; ParityError if it does not hold."""
+    info = _info(ck, name, description, count_flops(model, ck))
     data = to_onnx_bytes(model, ck, info)
     worst = check_parity(model, ck, data)
-    atomic_write(output, data)
-    return {"max_abs_diff": worst, "batch_sizes": list(PARITY_BATCH_SIZES), "bytes": len(data), "info": info}
+    if ck.kind == "gan":
+        final = append_uint8_output(data, info.value_range)
+        check_postprocess(data, final, ck, info.value_range)
+        data = final
+    return data, {"max_abs_diff": worst, "batch_sizes": list(PARITY_BATCH_SIZES), "bytes": len(data), "info": info}

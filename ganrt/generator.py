@@ -19,7 +19,7 @@ from .errors import InferenceError, LabelError, ModelFormatError, ParameterError
 from .images import float_to_uint8
 from .metadata import ModelInfo
 from .model import Model
-from .session import run_session
+from .session import run_bound, run_session
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
 
@@ -64,9 +64,13 @@ class Generator(Model):
                                    "a conditional generator takes tensor(int64) of shape (N,)")
         output = session.get_outputs()[0]
         h, w, c = info.image_shape
+        # float (N, C, H, W) in value_range (older files), or uint8 (N, H, W, C) post-processed in the graph
+        self._uint8 = output.type == "tensor(uint8)"
+        expected_shape = (h, w, c) if self._uint8 else (c, h, w)
         declared = [d if isinstance(d, int) else None for d in output.shape]
-        if len(declared) != 4 or any(d is not None and d != e for d, e in zip(declared[1:], (c, h, w))):
-            raise ModelFormatError(f"{source}: output {output.name} has shape {output.shape}, metadata says (N, {c}, {h}, {w})")
+        if len(declared) != 4 or any(d is not None and d != e for d, e in zip(declared[1:], expected_shape)):
+            raise ModelFormatError(f"{source}: output {output.name} has shape {output.shape}, "
+                                   f"metadata says (N, {', '.join(map(str, expected_shape))})")
         self._output = output.name
 
     @property
@@ -159,18 +163,28 @@ class Generator(Model):
         bs = check_count("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
         for i in range(0, len(z), bs):
-            out[i : i + bs] = self._run(z[i : i + bs], None if ys is None else ys[i : i + bs])
+            self._run(z[i : i + bs], None if ys is None else ys[i : i + bs], out[i : i + bs])
         return out
 
-    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    def _run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+        """Images of latents z (B, nz) into ``out`` (B, H, W, C) uint8 (allocated when None); returns it.
+
+        A uint8 graph writes straight into ``out`` (IO binding: no output copy, no float array in Python).
+        """
         feeds = {"z": z}
         if labels is not None:
             feeds["label"] = labels
+        if out is None:
+            out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
+        if self._uint8:
+            run_bound(self._session, feeds, self._output, out, source=self.source)
+            return out
         (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # (B, C, H, W) in value_range
         h, w, c = self.image_shape
         if x.shape != (len(z), c, h, w):
             raise InferenceError(f"{self.source}: the model returned shape {x.shape}, metadata says ({len(z)}, {c}, {h}, {w})")
-        return float_to_uint8(x, self.info.value_range)
+        out[...] = float_to_uint8(x, self.info.value_range)
+        return out
 
     def iter_batches(
         self,
@@ -187,19 +201,24 @@ class Generator(Model):
         All arguments are checked before the first batch is made, so a bad one fails at once.
         ``labels`` may be one label for all, one per image (length n), or None (cycle classes).
         """
+        return self._stream(seed, truncation, *self._checked(n, labels, batch_size, start, truncation))
+
+    def _checked(self, n, labels, batch_size, start, truncation) -> tuple:
+        """(n, label source, batch size, start) of a run, every argument checked."""
         n = check_count("n", n)
         start = check_count("start", start, minimum=0)
         bs = check_count("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         latent.check_truncation(truncation)
-        label_source = self._label_source(labels, n)
-        return self._stream(n, seed, label_source, truncation, bs, start)
+        return n, self._label_source(labels, n), bs, start
 
-    def _stream(self, n, seed, label_source, truncation, bs, start) -> Iterator[Batch]:
+    def _stream(self, seed, truncation, n, label_source, bs, start, out: np.ndarray | None = None) -> Iterator[Batch]:
+        """Batches of images start .. start+n-1; with ``out`` (n, H, W, C) each batch is made in place there."""
         for off in range(0, n, bs):
             idx = np.arange(start + off, start + min(off + bs, n))
             z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
             ys = label_source(off, idx)
-            yield Batch(start=int(idx[0]), images=self._run(z, ys), labels=ys)
+            images = self._run(z, ys, None if out is None else out[off : off + len(idx)])
+            yield Batch(start=int(idx[0]), images=images, labels=ys)
 
     def sample(
         self,
@@ -212,10 +231,10 @@ class Generator(Model):
         start: int = 0,
     ) -> np.ndarray:
         """``n`` images as (n, H, W, C) uint8; see ``iter_batches`` for the arguments."""
-        batches = self.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)
-        out = np.empty((n, *self.image_shape), dtype=np.uint8)
-        for b in batches:
-            out[b.start - start : b.start - start + len(b.images)] = b.images
+        run = self._checked(n, labels, batch_size, start, truncation)
+        out = np.empty((run[0], *self.image_shape), dtype=np.uint8)
+        for _ in self._stream(seed, truncation, *run, out=out):  # each batch is made in place in out
+            pass
         return out
 
     def interpolate(

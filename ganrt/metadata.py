@@ -17,6 +17,7 @@ from .latent import PRIORS
 METADATA_KEY = "ganrt"
 SCHEMA_VERSION = 1
 KINDS = ("generator", "classifier", "upscaler")
+PRECISIONS = ("float32", "float16", "bfloat16", "int8")
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB: settings, not payloads
 MAX_IMAGE_SIDE = 16384  # larger declared sizes are refused: a bogus file must not make ganrt allocate terabytes
 MAX_CLASSES = 100_000
@@ -42,6 +43,8 @@ class ModelInfo:
     class_names: tuple[str, ...] = ()
     scale: int = 0
     receptive_radius: int = 0
+    precision: str = "float32"  # what the network computes in: float32 | int8 | float16 (outputs may be uint8)
+    flops: float = 0.0  # FLOPs (2 x multiply-adds) per image; upscalers: per input pixel; 0 = not stated
     description: str = ""
     training_data: str = ""
     ganrt_version: str = ""
@@ -85,6 +88,8 @@ class ModelInfo:
                 class_names=tuple(str(c) for c in raw.get("class_names", ())),
                 scale=int(raw.get("scale", 0)),
                 receptive_radius=int(raw.get("receptive_radius", 0)),
+                flops=float(raw.get("flops", 0.0)),
+                precision=str(raw.get("precision", "float32")),
                 description=str(raw.get("description", "")),
                 training_data=str(raw.get("training_data", "")),
                 ganrt_version=str(raw.get("ganrt_version", "")),
@@ -119,6 +124,10 @@ class ModelInfo:
                 raise bad(f"nz must be in 1..{MAX_NZ}, got {self.nz}")
             if self.prior not in PRIORS:
                 raise bad(f"prior {self.prior!r} is not one of {', '.join(PRIORS)}")
+        if self.precision not in PRECISIONS:
+            raise bad(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if not 0 <= self.flops < 1e18:
+            raise bad(f"flops {self.flops} must be >= 0")
         if self.kind == "classifier" and self.num_classes < 2:
             raise bad("a classifier needs num_classes >= 2")
 

@@ -65,9 +65,12 @@ class Model:
 
     @property
     def precision(self) -> str:
-        """Numeric type of the model's output, e.g. ``float32``: part of every image's provenance."""
+        """What the network computes in, e.g. ``float32`` (``int8`` for a quantized variant): part of
+        every image's provenance. From the metadata; a float output's own type where it says more."""
         kind = self._session.get_outputs()[0].type
-        return _PRECISIONS.get(kind, kind)
+        if self.info.precision == "float32" and kind != "tensor(uint8)":
+            return _PRECISIONS.get(kind, kind)
+        return self.info.precision
 
     @cached_property
     def sha256(self) -> str:

@@ -129,3 +129,20 @@ def run_session(session: Any, outputs: list[str], feeds: dict[str, Any], *, sour
         return session.run(outputs, feeds)
     except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
         raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
+
+
+def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, source: str) -> None:
+    """Run with IO binding: onnxruntime writes ``output`` straight into the C-contiguous numpy array
+    ``out`` (on CUDA: one copy to the host, of the final uint8 images). Errors as in ``run_session``."""
+    import numpy as np
+
+    if not out.flags.c_contiguous:
+        raise ValueError("run_bound needs a C-contiguous output array")
+    try:
+        binding = session.io_binding()  # one per call: a binding holds per-call state, the session does not
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output(output, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
+        session.run_with_iobinding(binding)
+    except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
+        raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None

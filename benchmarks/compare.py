@@ -1,0 +1,221 @@
+"""Side by side: torch eager, plain onnxruntime and ganrt on the same weights and thread count.
+
+    python -m benchmarks.compare [--quick] [--json FILE] [--markdown FILE] [--threads N] [--device cpu|cuda]
+
+Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x256 photo):
+- ``torch``: eager under ``inference_mode``; latents from ``torch.randn``, uint8 by torch ops;
+- ``ort-naive``: onnxruntime with default session options on the plain export (the exporter's
+  graph as it comes), float output turned into uint8 in numpy: what a user writes by hand;
+- ``ganrt``: the runtime as shipped (``Generator.sample`` / ``Upscaler.upscale``).
+- ``torch-compile`` (``--compile``, or always with ``--device cuda``): ``torch.compile`` of the eager model.
+
+Models: the bundled ``fashion-cgan``; the canonical DCGAN at 64x64x3 (nz 100, widths 64) from a
+fixed seed, throughput only; the bundled ``sr-x4`` on a 256x256 crop of scikit-image's astronaut.
+torch runs the "twin" of each bundled file (``export.twin``): the file's own weights.
+
+Everything runs in one process, so ratios are comparable; absolute numbers drift on a shared
+machine. See ``ganrt.bench`` for how rounds, latency, RSS and GFLOP/s are measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ganrt
+from ganrt.bench import DEFAULT_BATCH_SIZES, Record, RssSampler, gemm_gflops, machine, markdown_table, measure, record, to_json
+from ganrt.images import atomic_write, float_to_uint8
+from ganrt.session import onnxruntime
+
+from export.config import GANConfig, SRConfig, TrainConfig
+from export.models import Generator
+from export.onnx import _OUTPUT_NAMES, count_flops, export_module, plain_onnx
+from export.train import Checkpoint
+from export.twin import torch_twin
+
+SR_INPUT = 256  # side of the upscaler's input
+SR_MAX_BATCH = 8  # 8 x (1024 x 1024 x 48 channels) of activations is already ~2 GB
+
+
+def dcgan64(seed: int = 0) -> tuple[torch.nn.Module, Checkpoint]:
+    """The canonical DCGAN generator at 64x64x3 (random weights, BatchNorm statistics randomised)."""
+    cfg = GANConfig(image_size=64, channels=3, nz=100, ngf=64, ndf=64)
+    torch.manual_seed(seed)
+    model = Generator(cfg)
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # as after training: not the identity
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    ck = Checkpoint(kind="gan", model_config=cfg, train_config=TrainConfig(), epoch=0, state={}, history=[], class_names=(),
+                    data="none: random weights, throughput only", train_seconds=0.0, path=Path("-"))
+    return model.eval(), ck
+
+
+def _twin_checkpoint(info) -> Checkpoint:
+    kind = "sr" if info.kind == "upscaler" else "gan"
+    cfg = (SRConfig if kind == "sr" else GANConfig).from_dict(info.training["model_config"])
+    return Checkpoint(kind=kind, model_config=cfg, train_config=TrainConfig(prior=info.prior) if kind == "gan" else None,
+                      epoch=0, state={}, history=[], class_names=info.class_names, data="", train_seconds=0.0, path=Path("-"))
+
+
+class Subject:
+    """One model under test: its torch module, plain export, ganrt model, and per-backend callables."""
+
+    def __init__(self, name: str, model: torch.nn.Module, ck: Checkpoint, ganrt_path: Path, *, threads: int, device: str,
+                 compile_: bool, note: str = "") -> None:
+        self.name, self.note, self.ck = name, note, ck
+        self.kind = ck.kind
+        self.flops = count_flops(model, ck) * (SR_INPUT * SR_INPUT if ck.kind == "sr" else 1)  # per image
+        dev = torch.device(device)
+        self.torch_model = model.to(dev)
+        self.device = dev
+        self.compiled = torch.compile(self.torch_model) if compile_ else None
+        example = {"image": np.zeros((1, 3, 8, 8), np.float32)} if ck.kind == "sr" else _gan_example(ck)
+        plain = plain_onnx(model.cpu(), example, outputs=_OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr").SerializeToString()
+        self.torch_model.to(dev)
+        ort = onnxruntime()
+        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads  # the same thread count as torch; nothing else changed
+        self.naive = ort.InferenceSession(plain, sess_options=opts, providers=providers)
+        self.ganrt = ganrt.load(ganrt_path, device=device, threads=threads)
+        self.photo = _photo() if ck.kind == "sr" else None
+        self._count = 0
+
+    # each backend: fn(batch) -> uint8 images (B, H, W, C)
+    def backends(self) -> dict[str, Callable[[int], np.ndarray]]:
+        out = {"torch": lambda b: self._torch(self.torch_model, b), "ort-naive": self._naive, "ganrt": self._ganrt}
+        if self.compiled is not None:
+            out["torch-compile"] = lambda b: self._torch(self.compiled, b)
+        return out
+
+    def _torch(self, model, b: int) -> np.ndarray:
+        with torch.inference_mode():
+            if self.kind == "sr":
+                x = torch.from_numpy(np.repeat(self.photo[None], b, 0)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+                y = model(x).mul(255.0).round().clamp(0, 255)
+            else:
+                cfg = self.ck.model_config
+                z = torch.randn(b, cfg.nz, device=self.device)
+                labels = (torch.arange(b, device=self.device) % cfg.num_classes) if cfg.num_classes else None
+                y = model(z, labels).add(1.0).mul(127.5).round().clamp(0, 255)
+            return y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _naive(self, b: int) -> np.ndarray:
+        if self.kind == "sr":
+            x = np.repeat(self.photo[None], b, 0).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+            (y,) = self.naive.run(None, {"image": x})
+            return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        cfg = self.ck.model_config
+        feeds = {"z": np.random.standard_normal((b, cfg.nz)).astype(np.float32)}
+        if cfg.num_classes:
+            feeds["label"] = np.arange(b, dtype=np.int64) % cfg.num_classes
+        (y,) = self.naive.run(None, feeds)
+        return float_to_uint8(y, (-1.0, 1.0))
+
+    def _ganrt(self, b: int) -> np.ndarray:
+        if self.kind == "sr":
+            return self.ganrt.upscale_many(np.repeat(self.photo[None], b, 0))
+        self._count += b
+        return self.ganrt.sample(b, seed=0, start=self._count, batch_size=b)
+
+
+def _gan_example(ck: Checkpoint) -> dict[str, np.ndarray]:
+    cfg = ck.model_config
+    ex = {"z": np.zeros((2, cfg.nz), np.float32)}
+    if cfg.num_classes:
+        ex["label"] = np.zeros(2, np.int64)
+    return ex
+
+
+def _photo() -> np.ndarray:
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.astronaut()[:SR_INPUT, 100 : 100 + SR_INPUT])  # (256, 256, 3) uint8
+
+
+def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_: bool) -> list[Subject]:
+    out = []
+    for name in names:
+        if name == "dcgan-64":
+            model, ck = dcgan64()
+            data, _ = export_module(model, ck, name="dcgan-64", description="canonical DCGAN 64x64x3, random weights")
+            path = tmp / "dcgan-64.onnx"
+            atomic_write(path, data)
+            out.append(Subject(name, model, ck, path, threads=threads, device=device, compile_=compile_, note="throughput only"))
+        else:
+            path = ganrt.resolve_model(name)
+            model, info = torch_twin(path)
+            out.append(Subject(name, model, _twin_checkpoint(info), path, threads=threads, device=device, compile_=compile_))
+    return out
+
+
+def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str, rounds: int, min_seconds: float,
+        compile_: bool, log=print) -> tuple[list[Record], float]:
+    torch.set_num_threads(threads)
+    gemm = gemm_gflops(threads=threads)
+    log(f"onnxruntime MatMul 2048^2 fp32, {threads} threads: {gemm:.1f} GFLOP/s")
+    sampler = RssSampler()
+    records: list[Record] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_):
+            for b in batch_sizes:
+                if s.kind == "sr" and b > SR_MAX_BATCH:
+                    continue
+                t0 = time.perf_counter()
+                timings = measure(s.backends(), b, rounds=rounds, min_seconds=min_seconds, sampler=sampler)
+                for backend, t in timings.items():
+                    records.append(record(s.name, backend, b, t, flops_per_image=s.flops, gemm=gemm, threads=threads,
+                                          device=device, note=s.note))
+                rates = ", ".join(f"{k} {records[-len(timings) + i].images_per_s:,.0f}" for i, k in enumerate(timings))
+                log(f"{s.name} batch {b}: {rates} images/s ({time.perf_counter() - t0:.0f} s)")
+    sampler.close()
+    return records, gemm
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="batch 1 and 64, 3 short rounds: under a minute on 2 cores")
+    p.add_argument("--json", type=Path, default=None, help="write the records here")
+    p.add_argument("--markdown", type=Path, default=None, help="write the table here")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for torch and onnxruntime (default: all cores)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--models", default="fashion-cgan,dcgan-64,sr-x4")
+    p.add_argument("--batch-sizes", default=None, help=f"comma-separated (default {','.join(map(str, DEFAULT_BATCH_SIZES))})")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=None, help="minimum seconds per backend per round")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (always on with --device cuda)")
+    a = p.parse_args(argv)
+    batch_sizes = [int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else ([1, 64] if a.quick else list(DEFAULT_BATCH_SIZES))
+    rounds = a.rounds or (3 if a.quick else 5)
+    seconds = a.seconds or (0.25 if a.quick else 1.0)
+    t0 = time.perf_counter()
+    records, gemm = run(models=a.models.split(","), batch_sizes=batch_sizes, threads=a.threads, device=a.device, rounds=rounds,
+                        min_seconds=seconds, compile_=a.compile or a.device == "cuda", log=lambda m: print(m, file=sys.stderr))
+    info = {**machine(), "torch": torch.__version__, "threads": a.threads, "device": a.device, "gemm_gflops": gemm,
+            "rounds": rounds, "min_seconds": seconds, "seconds_total": round(time.perf_counter() - t0, 1),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if a.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    table = markdown_table(records, baseline="torch")
+    head = f"{info['cpu']}, {info['cores']} cores, {a.threads} threads, device {a.device}" + (f" ({info['gpu']})" if a.device == "cuda" else "")
+    text = f"{head}; onnxruntime {info['onnxruntime']}, torch {info['torch']}; {info['date']}\n\n{table}\n"
+    print(text)
+    if a.markdown:
+        atomic_write(a.markdown, text.encode())
+    if a.json:
+        atomic_write(a.json, to_json(records, machine=info).encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
