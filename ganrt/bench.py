@@ -220,3 +220,53 @@ def machine() -> dict[str, Any]:
 
 def to_json(records: Sequence[Record], **extra: Any) -> str:
     return json.dumps({**extra, "records": [asdict(r) for r in records]}, indent=1)
+
+
+BENCH_IMAGE_SIDE = 256  # upscalers are timed on 256x256 inputs, classifiers on their own image size
+
+
+def model_backend(model: Any) -> tuple[Callable[[int], Any], float | None]:
+    """(fn(batch) running ``model`` on ``batch`` items as a user calls it, FLOPs per item or None).
+
+    Generators: ``sample`` of fresh indices; upscalers: ``upscale_many`` of 256x256 RGB images
+    (tiled as shipped); classifiers: ``run`` on images. Inputs are fixed noise (no data set needed).
+    """
+    from .classifier import Classifier
+    from .generator import Generator
+    from .upscaler import Upscaler
+
+    flops = model.info.flops or None
+    rng = np.random.default_rng(0)
+    if isinstance(model, Generator):
+        counter = iter(range(0, 1 << 62, 1 << 20))  # a new stretch of indices per call: no caching anywhere
+        return (lambda b: model.sample(b, start=next(counter), batch_size=b)), flops
+    if isinstance(model, Upscaler):
+        side = BENCH_IMAGE_SIDE
+        image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        return (lambda b: model.upscale_many(np.repeat(image[None], b, 0))), (flops * side * side if flops else None)
+    if isinstance(model, Classifier):
+        images = rng.integers(0, 256, (max(DEFAULT_BATCH_SIZES), *model.image_shape), dtype=np.uint8)
+        return (lambda b: model.run(np.resize(images, (b, *model.image_shape)), batch_size=b)), flops
+    raise ParameterError(f"cannot benchmark a {type(model).__name__}")
+
+
+def bench_model(model: Any, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, rounds: int = 5, min_seconds: float = 1.0,
+                threads: int | None = None, on_result: Callable[[Record], None] | None = None) -> list[Record]:
+    """``ganrt bench``: one record per batch size for a loaded model, beside the machine's GEMM ceiling."""
+    if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
+        raise ParameterError(f"batch sizes must be integers >= 1, got {list(batch_sizes)}")
+    fn, flops = model_backend(model)
+    gemm = gemm_gflops(threads=threads)
+    sampler = RssSampler()
+    device = "cuda" if model.provider.startswith("CUDA") else "cpu"
+    records = []
+    try:
+        for b in batch_sizes:
+            timing = measure({"ganrt": fn}, int(b), rounds=rounds, min_seconds=min_seconds, sampler=sampler)["ganrt"]
+            records.append(record(model.name, "ganrt", int(b), timing, flops_per_image=flops, gemm=gemm,
+                                  threads=threads or os.cpu_count() or 1, device=device))
+            if on_result is not None:
+                on_result(records[-1])
+    finally:
+        sampler.close()
+    return records

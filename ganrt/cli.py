@@ -292,6 +292,34 @@ def interpolate(model, seed, rows, steps, label, method, truncation, device, out
     click.echo(f"{rows} walks of {steps} steps -> {out}")
 
 
+@cli.command()
+@click.argument("model", default=DEFAULT_MODEL)
+@click.option("--batch-sizes", default="1,8,64,256", show_default=True, help="Comma-separated batch sizes to time.")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True, help="Timing rounds; the median is reported.")
+@click.option("--seconds", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Minimum seconds per round.")
+@_device_option
+@_threads_option
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write the records as JSON.")
+def bench(model, batch_sizes, rounds, seconds, device, threads, json_path):
+    """Measure MODEL on this machine: images/s, latency, peak RSS and GFLOP/s beside the GEMM ceiling."""
+    from .bench import bench_model, machine, markdown_table, to_json
+
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        raise click.UsageError(f"--batch-sizes takes integers such as 1,8,64, got {batch_sizes!r}") from None
+    if json_path is not None:
+        _check_new_file(json_path, True, "--json")
+    loaded = load(model, device=device, threads=threads)
+    records = bench_model(loaded, batch_sizes=sizes, rounds=rounds, min_seconds=seconds, threads=threads,
+                          on_result=lambda r: click.echo(f"batch {r.batch_size}: {r.images_per_s:,.1f} images/s", err=True))
+    info = machine()
+    click.echo(f"{loaded.name} on {info['cpu']} ({info['cores']} cores), {loaded.provider}, onnxruntime {info['onnxruntime']}\n")
+    click.echo(markdown_table(records))
+    if json_path is not None:
+        atomic_write(json_path, to_json(records, machine=info).encode())
+
+
 @cli.command("eval")
 @click.argument("model", default=DEFAULT_MODEL)
 @click.option("-n", "n", type=int, default=10_000, show_default=True)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import numpy as np
 from ._version import __version__
 from .errors import ManifestError, OutputError, ParameterError
 from .generator import Batch, Generator, LabelSpec, check_count
-from .images import TMP_FILE, encode_npz, encode_png, atomic_write
+from .images import TMP_FILE, atomic_write, encode_npz, encode_pngs
 from .manifest import JOURNAL, MANIFEST, Journal, Manifest, RunHeader, entry_line, header_is_complete, read_manifest, sha256_hex
 from .model import file_sha256
 
@@ -78,10 +80,11 @@ class RunWriter:
 
     def write_png(self, batch: Batch) -> list[bytes]:
         """One PNG per image, provenance in its text chunks; returns the batch's manifest lines."""
+        indices = batch.indices.tolist()
+        labels = [None] * len(indices) if batch.labels is None else batch.labels.tolist()
+        files = encode_pngs(batch.images, texts=[self.header.png_text(i, y) for i, y in zip(indices, labels)])
         lines = []
-        for k, (i, image) in enumerate(zip(batch.indices.tolist(), batch.images)):
-            label = None if batch.labels is None else int(batch.labels[k])
-            data = encode_png(image, text=self.header.png_text(i, label))
+        for i, label, data, image in zip(indices, labels, files, batch.images):
             name = self.header.file_name(i)
             atomic_write(self.folder / name, data)
             lines.append(entry_line(i, label, name, sha256_hex(data), sha256_hex(image)))
@@ -101,44 +104,70 @@ class RunWriter:
                 for k, i in enumerate(indices.tolist())]
 
 
+WRITE_AHEAD = 2  # batches being encoded and written while the next one is sampled
+
+
 def write_run(writer: RunWriter, batches: Iterable[Batch], journal: Journal, *,
-              on_batch: Callable[[int], None] | None = None) -> int:
+              on_batch: Callable[[int], None] | None = None, workers: int = WRITE_AHEAD) -> int:
     """Consume ``batches`` into ``writer``'s folder, journaling each file after it is in place.
 
+    Encoding and writing run on ``workers`` threads while this thread samples the next batch
+    (onnxruntime, zlib, hashing and file calls release the GIL); files may land out of order, but
+    the journal records batches strictly in index order, each only after all its files are in place.
     npz collects ``shard_size`` images per shard, counted from the run's start, so a resumed run
     (which starts at a shard boundary) numbers and fills its shards as an uninterrupted one would.
     """
     header = writer.header
     written = 0
     pending: list[Batch] = []
+    jobs: deque[tuple[Future, int]] = deque()  # (manifest lines of a file or batch, images it closes)
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="ganrt-write")
+
+    def record(block: bool) -> None:
+        nonlocal written
+        while jobs and (block or jobs[0][0].done() or len(jobs) > workers):
+            future, count = jobs.popleft()
+            journal.append(future.result())  # a failed write raises here, before any later batch is journaled
+            written += count
+            if on_batch is not None and count:
+                on_batch(count)
 
     def flush() -> None:
         nonlocal pending
         if pending:
             labels = None if pending[0].labels is None else np.concatenate([b.labels for b in pending])
-            journal.append(writer.write_shard(np.concatenate([b.images for b in pending]),
-                                              np.concatenate([b.indices for b in pending]), labels))
+            jobs.append((pool.submit(writer.write_shard, np.concatenate([b.images for b in pending]),
+                                     np.concatenate([b.indices for b in pending]), labels), 0))
             pending = []
 
-    for batch in batches:
-        if header.format == "png":
-            journal.append(writer.write_png(batch))
-        else:
-            # split a batch at shard boundaries so every shard holds exactly shard_size images
-            off = 0
-            while off < len(batch.images):
-                room = header.shard_size - sum(len(b.images) for b in pending)
-                take = min(room, len(batch.images) - off)
-                pending.append(Batch(start=batch.start + off, images=batch.images[off : off + take],
-                                     labels=None if batch.labels is None else batch.labels[off : off + take]))
-                off += take
-                if sum(len(b.images) for b in pending) == header.shard_size:
-                    flush()
-        written += len(batch.images)
-        if on_batch is not None:
-            on_batch(len(batch.images))
-    flush()
+    try:
+        for batch in batches:
+            if header.format == "png":
+                jobs.append((pool.submit(writer.write_png, batch), len(batch.images)))
+            else:
+                # split a batch at shard boundaries so every shard holds exactly shard_size images
+                off = 0
+                while off < len(batch.images):
+                    room = header.shard_size - sum(len(b.images) for b in pending)
+                    take = min(room, len(batch.images) - off)
+                    pending.append(Batch(start=batch.start + off, images=batch.images[off : off + take],
+                                         labels=None if batch.labels is None else batch.labels[off : off + take]))
+                    off += take
+                    if sum(len(b.images) for b in pending) == header.shard_size:
+                        flush()
+                jobs.append((_done([]), len(batch.images)))  # progress as images are made; lines come with the shard
+            record(block=False)
+        flush()
+        record(block=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # never leave a thread writing after we return or raise
     return written
+
+
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 @dataclass(frozen=True)

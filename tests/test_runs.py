@@ -212,7 +212,12 @@ def test_full_disk_gives_one_error_and_leaves_no_partial_file(cgan, tmp_path, mo
     monkeypatch.setattr(images.os, "fdopen", fdopen)
     with pytest.raises(OutputError, match="No space left on device"):
         ganrt.generate_run(cgan, tmp_path, n=10, batch_size=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000.png", "000001.png", "000002.png", "000003.png", JOURNAL]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    # images 0..3 are in place; 4 failed and left nothing; later batches that were being written
+    # ahead may have landed, complete, but the journal (the record a resume trusts) stops at 3
+    assert names[:4] == ["000000.png", "000001.png", "000002.png", "000003.png"] and "000004.png" not in names
+    assert JOURNAL in names and all(n.endswith(".png") or n == JOURNAL for n in names)
+    assert [e["index"] for e in read_manifest(tmp_path / JOURNAL, repair=True).entries] == [0, 1, 2, 3]
     monkeypatch.undo()
     res = ganrt.generate_run(cgan, tmp_path, n=10, batch_size=1, resume=True)
     assert (res.reused, res.generated) == (4, 6) and replay(tmp_path).ok

@@ -1,0 +1,93 @@
+"""``ganrt generate`` end to end against pure sampling, and the peak memory of long streaming runs.
+
+    python -m benchmarks.end_to_end [--model fashion-cgan] [-n 20000] [--rounds 3] [--rss 20000,200000]
+
+1. Throughput, in one process, rounds interleaved: ``Generator.sample`` (pure sampling) vs
+   ``generate_run`` to PNG files and to npz shards, each making ``n`` images (the same work the
+   CLI does after parsing its arguments). The ratio is what the issue's 60% target is about.
+2. Peak RSS of ``ganrt generate -n N --format F`` for each N of ``--rss``, each run a fresh
+   process (``ru_maxrss`` of the child): a streaming run must not grow with n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ganrt
+from ganrt.writer import generate_run
+
+
+def throughput(model: str, n: int, rounds: int, threads: int | None, batch_size: int | None) -> dict[str, float]:
+    gen = ganrt.load(model, threads=threads)
+    gen.sample(min(n, 256), batch_size=batch_size)  # warm-up
+    rates: dict[str, list[float]] = {"sample": [], "png": [], "npz": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for kind in rates:
+                out = Path(tmp) / f"{kind}-{r}"
+                t0 = time.perf_counter()
+                if kind == "sample":
+                    for _ in gen.iter_batches(n, seed=r, batch_size=batch_size):
+                        pass
+                else:
+                    generate_run(gen, out, n=n, seed=r, fmt=kind, batch_size=batch_size)
+                rates[kind].append(n / (time.perf_counter() - t0))
+                shutil.rmtree(out, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {**{f"{k}_images_per_s": round(v, 1) for k, v in med.items()},
+            "png_vs_sample": round(med["png"] / med["sample"], 3), "npz_vs_sample": round(med["npz"] / med["sample"], 3)}
+
+
+def peak_rss(model: str, n: int, fmt: str) -> dict[str, float]:
+    """Peak RSS of one ``ganrt generate`` process (the CLI as a user runs it)."""
+    ganrt_bin = Path(sys.executable).with_name("ganrt")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([str(ganrt_bin), "generate", "-m", model, "-n", str(n), "--format", fmt,
+                                 "--out", str(Path(tmp) / "run"), "--no-progress"], stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        if status != 0:
+            raise SystemExit(f"ganrt generate -n {n} failed with status {status}")
+    return {"n": n, "format": fmt, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1),
+            "images_per_s": round(n / seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.end_to_end", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="fashion-cgan")
+    p.add_argument("-n", type=int, default=20_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--rss", default="", help="comma-separated n for the peak-RSS runs, e.g. 20000,200000 (png)")
+    p.add_argument("--rss-format", default="png")
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    result = {"model": a.model, "n": a.n, "threads": a.threads, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if a.n > 0:
+        result["throughput"] = throughput(a.model, a.n, a.rounds, a.threads, a.batch_size)
+        print(json.dumps(result["throughput"]), file=sys.stderr)
+    result["rss"] = []
+    for n in [int(v) for v in a.rss.split(",") if v]:
+        result["rss"].append(peak_rss(a.model, n, a.rss_format))
+        print(json.dumps(result["rss"][-1]), file=sys.stderr)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if a.json:
+        a.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
