@@ -165,3 +165,16 @@ def test_png_batch_equals_one_by_one_and_is_deterministic():
     for bad in (np.zeros((2, 3, 3, 2), np.uint8), np.zeros((2, 3, 3, 1), np.float32), np.zeros((0, 3, 3, 1), np.uint8)):
         with pytest.raises(ValueError):
             encode_pngs(bad)
+
+
+def test_batch_size_is_measured_for_long_runs_and_changes_no_image(cgan_path, monkeypatch):
+    import ganrt.generator as generator
+
+    gen = ganrt.load(cgan_path, threads=1)
+    assert gen.tuned_batch_size in generator.TUNE_CANDIDATES
+    monkeypatch.setattr(generator, "TUNE_MIN_N", 300)
+    gen.__dict__["tuned_batch_size"] = 48  # as if measured so: the stream must use it
+    sizes = [len(b.images) for b in gen.iter_batches(300, seed=4)]
+    assert sizes == [48] * 6 + [12]
+    assert [len(b.images) for b in gen.iter_batches(299, seed=4)] == [64] * 4 + [43]  # short runs: the default
+    assert np.array_equal(gen.sample(300, seed=4), gen.sample(300, seed=4, batch_size=7))
