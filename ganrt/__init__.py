@@ -68,12 +68,14 @@ def load(
     device: str = "cpu",
     threads: int | None = None,
     kind: str | None = None,
+    spin: bool = True,
 ) -> Any:
     """Load a bundled model by name, or a ganrt ONNX file by path.
 
     Returns a ``Generator``, ``Upscaler`` or ``Classifier``, configured from the file's metadata. ``device``
-    is ``cpu``, ``cuda`` (an error if CUDA cannot run it) or ``auto``; ``threads`` None lets
-    onnxruntime use one thread per core. ``kind`` ("generator", ...) raises ``ModelKindError``
+    is ``cpu``, ``cuda`` (an error if CUDA cannot run it), ``tensorrt`` (TensorRT, then CUDA for what it
+    cannot take) or ``auto``; ``threads`` None lets onnxruntime use one thread per core; ``spin`` False
+    keeps idle onnxruntime threads from busy-waiting (for processes that do other work between calls). ``kind`` ("generator", ...) raises ``ModelKindError``
     when the file holds another kind of model.
     """
     from .onnxfile import check_model_file
@@ -82,7 +84,7 @@ def load(
     path = resolve_model(name_or_path)
     source = str(name_or_path)
     check_model_file(path, source=source)
-    session = create_session(path, device=device, threads=threads, source=source)
+    session = create_session(path, device=device, threads=threads, source=source, spin=spin)
     info = read_info(session, source=source)
     if kind is not None and info.kind != kind:
         a = lambda word: ("an " if word[0] in "aeiou" else "a ") + word  # noqa: E731

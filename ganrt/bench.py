@@ -258,7 +258,7 @@ def bench_model(model: Any, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     fn, flops = model_backend(model)
     gemm = gemm_gflops(threads=threads)
     sampler = RssSampler()
-    device = "cuda" if model.provider.startswith("CUDA") else "cpu"
+    device = "cpu" if model.provider == "CPUExecutionProvider" else "cuda"
     records = []
     try:
         for b in batch_sizes:

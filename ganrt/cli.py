@@ -115,7 +115,7 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
 @click.argument("manifest", type=click.Path(path_type=Path))
 @click.option("--index", "indices", type=click.IntRange(min=0), multiple=True, help="Replay only image I (repeatable; default: all).")
 @click.option("--model", "-m", default=None, help="The run's model file, if not where the manifest says (its sha256 must match).")
-@click.option("--device", type=click.Choice(("cpu", "cuda")), default=None, help="Default: the kind of device the run was made on.")
+@click.option("--device", type=click.Choice(("cpu", "cuda", "tensorrt")), default=None, help="Default: the kind of device the run was made on.")
 @_threads_option
 def replay(manifest, indices, model, device, threads):
     """Regenerate a run's images from MANIFEST (or its folder, or one PNG's text chunks) and check them bit for bit."""

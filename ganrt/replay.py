@@ -18,6 +18,7 @@ from .images import read_npz, read_png
 from .manifest import JOURNAL, MANIFEST, read_manifest, sha256_hex
 
 _CUDA = "CUDAExecutionProvider"
+_TENSORRT = "TensorrtExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device:
     """The model a run was made with (checked by sha256), on the kind of device it was made on by default."""
     from . import load
 
-    device = device or ("cuda" if provider == _CUDA else "cpu")
+    device = device or {_CUDA: "cuda", _TENSORRT: "tensorrt"}.get(provider, "cpu")
     gen = load(model, device=device, threads=threads, kind=kind)
     if gen.sha256 != sha256:
         raise ManifestError(f"{gen.source} has sha256 {gen.sha256[:16]}..., the image(s) were made with {sha256[:16]}...; "

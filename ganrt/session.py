@@ -13,8 +13,13 @@ from typing import Any
 from .errors import DeviceError, InferenceError, MissingDependencyError, ModelFormatError, ParameterError
 from .metadata import METADATA_KEY, ModelInfo
 
-DEVICES = ("cpu", "cuda", "auto")
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+DEVICES = ("cpu", "cuda", "tensorrt", "auto")
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+# cuDNN tries every convolution algorithm once per input shape and keeps the fastest (the first
+# batch of each size pays for the search; outputs then stay on the device until the final uint8 copy).
+_CUDA_OPTIONS = {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1"}
+# TensorRT builds an engine per shape profile: cache engines next to nothing the user owns (a temp folder by default).
+_TRT_OPTIONS = {"trt_engine_cache_enable": "True"}
 _INSTALL_HINT = "pip install 'ganrt[cpu]' (or 'ganrt[gpu]' for CUDA; never both)"
 
 
@@ -31,7 +36,12 @@ def available_providers() -> list[str]:
     return list(onnxruntime().get_available_providers())
 
 
-def _options(threads: int | None) -> Any:
+def _options(threads: int | None, spin: bool = True) -> Any:
+    """Session options: all graph optimisations, ``threads`` intra-op threads (None: one per core).
+
+    ``spin`` False stops idle onnxruntime threads from busy-waiting between calls: slower calls at
+    batch 1, but the cores stay free for other work in the process (``ganrt generate``'s PNG writers).
+    """
     ort = onnxruntime()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -41,37 +51,48 @@ def _options(threads: int | None) -> Any:
             raise ParameterError(f"threads must be >= 1 (or None for one per core), got {threads}")
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 
-def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", threads: int | None = None, source: str | None = None) -> Any:
+def _provider_list(device: str, available: list[str]) -> list[Any]:
+    """onnxruntime's providers argument for ``device``: accelerators first, with their options, CPU last."""
+    if device == "tensorrt":
+        return [(_PROVIDERS["tensorrt"], _TRT_OPTIONS), (_PROVIDERS["cuda"], _CUDA_OPTIONS), _PROVIDERS["cpu"]]
+    if device == "cuda" or (device == "auto" and _PROVIDERS["cuda"] in available):
+        return [(_PROVIDERS["cuda"], _CUDA_OPTIONS), _PROVIDERS["cpu"]]
+    return [_PROVIDERS["cpu"]]
+
+
+def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", threads: int | None = None, source: str | None = None,
+                   spin: bool = True) -> Any:
     """An ``InferenceSession`` for ``model`` (a path or serialized bytes) on ``device``.
 
-    ``cpu`` and ``cuda`` are strict; ``auto`` takes CUDA when it is available and starts, else CPU.
+    ``cpu``, ``cuda`` and ``tensorrt`` are strict; ``auto`` takes CUDA when it is available and starts, else CPU.
     """
     if device not in DEVICES:
         raise ParameterError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     ort = onnxruntime()
     source = source or (str(model) if not isinstance(model, bytes) else "model")
     available = ort.get_available_providers()
-    wants_cuda = device == "cuda" or (device == "auto" and _PROVIDERS["cuda"] in available)
-    if device == "cuda" and _PROVIDERS["cuda"] not in available:
+    if device in ("cuda", "tensorrt") and _PROVIDERS[device] not in available:
         raise DeviceError(
-            f"device 'cuda' needs onnxruntime's CUDAExecutionProvider, but this onnxruntime offers only "
+            f"device '{device}' needs onnxruntime's {_PROVIDERS[device]}, but this onnxruntime offers only "
             f"{', '.join(available)}; install 'ganrt[gpu]' (onnxruntime-gpu, without onnxruntime) or use --device cpu"
         )
-    providers = [_PROVIDERS["cuda"], _PROVIDERS["cpu"]] if wants_cuda else [_PROVIDERS["cpu"]]
+    providers = _provider_list(device, available)
     model_arg = model if isinstance(model, bytes) else str(model)
     try:
-        session = ort.InferenceSession(model_arg, sess_options=_options(threads), providers=providers)
+        session = ort.InferenceSession(model_arg, sess_options=_options(threads, spin), providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind types for every malformed file
-        if wants_cuda and device == "auto":
-            return create_session(model, device="cpu", threads=threads, source=source)
+        if device == "auto" and len(providers) > 1:
+            return create_session(model, device="cpu", threads=threads, source=source, spin=spin)
         raise ModelFormatError(f"{source} is not a valid ONNX model: {ort_reason(exc)}") from None
-    if device == "cuda" and session.get_providers()[0] != _PROVIDERS["cuda"]:
+    if device in ("cuda", "tensorrt") and session.get_providers()[0] != _PROVIDERS[device]:
         raise DeviceError(
-            f"CUDAExecutionProvider did not start for {source} (onnxruntime gave {session.get_providers()}); "
-            "check the CUDA and cuDNN libraries, or use --device cpu"
+            f"{_PROVIDERS[device]} did not start for {source} (onnxruntime gave {session.get_providers()}); "
+            "check the CUDA, cuDNN (and TensorRT) libraries, or use --device cpu"
         )
     return session
 
@@ -89,7 +110,8 @@ def provider_session(model: str | os.PathLike, provider: str, *, threads: int | 
 
 
 def session_device(session: Any) -> str:
-    return "cuda" if session.get_providers()[0] == _PROVIDERS["cuda"] else "cpu"
+    """The kind of device a session runs on: ``cuda`` (CUDA or TensorRT) or ``cpu``."""
+    return "cuda" if session.get_providers()[0] in (_PROVIDERS["cuda"], _PROVIDERS["tensorrt"]) else "cpu"
 
 
 def read_info(session: Any, *, source: str) -> ModelInfo:
