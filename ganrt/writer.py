@@ -163,6 +163,15 @@ def upscaled(batches: Iterator[Batch], upscaler) -> Iterator[Batch]:
         yield Batch(b.start, upscaler.upscale_many(b.images), b.labels)
 
 
+def range_batches(gen: Generator, stream_labels: LabelSpec, *, offset: int, count: int, seed: int, truncation: float | None,
+                  batch_size: int | None, start: int, upscaler=None) -> Iterator[Batch]:
+    """Batches of images start+offset .. start+offset+count-1 of a run (``stream_labels`` from ``run_header``)."""
+    labels = stream_labels[offset : offset + count] if isinstance(stream_labels, np.ndarray) else stream_labels
+    batches = gen.iter_batches(count, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size,
+                               start=start + offset)
+    return batches if upscaler is None else upscaled(batches, upscaler)
+
+
 def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncation: float | None, start: int,
                fmt: str, shard_size: int, upscaler=None) -> tuple[RunHeader, LabelSpec]:
     """The header of a run, and its labels in the form the stream takes (per-image lists resolved)."""
@@ -214,26 +223,35 @@ def generate_run(
     header, stream_labels = run_header(gen, n=n, seed=seed, labels=labels, truncation=truncation, start=start,
                                        fmt=fmt, shard_size=shard_size, upscaler=upscaler)
     folder = Path(out)
-    if resume:
-        header, journal, done = _resume(folder, header)
-    else:
-        prepare_output(folder, overwrite=overwrite)
-        header, journal, done = header, Journal(folder, header=header), 0
+    header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume)
     try:
         if on_batch is not None and done:
             on_batch(done)
         generated = 0
         if done < n:
-            rest = stream_labels[done:] if isinstance(stream_labels, np.ndarray) else stream_labels
-            batches = gen.iter_batches(n - done, seed=seed, labels=rest, truncation=truncation,
-                                       batch_size=batch_size, start=start + done)
-            if upscaler is not None:
-                batches = upscaled(batches, upscaler)
+            batches = range_batches(gen, stream_labels, offset=done, count=n - done, seed=seed, truncation=truncation,
+                                    batch_size=batch_size, start=start, upscaler=upscaler)
             generated = write_run(RunWriter(folder, header), batches, journal, on_batch=on_batch)
         manifest = journal.finish()
     finally:
         journal.close()
     return RunResult(folder, manifest, generated, done)
+
+
+def open_run(folder: Path, header: RunHeader, *, overwrite: bool, resume: bool) -> tuple[RunHeader, Journal, int]:
+    """Start the run of ``header`` in ``folder``, or continue it (``resume``): (its header, its open journal,
+    how many images, counted from the run's start, are already in place and recorded)."""
+    if resume:
+        return _resume(folder, header)
+    prepare_output(folder, overwrite=overwrite)
+    return header, Journal(folder, header=header), 0
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove the temporary files a killed writer left (``images.TMP_FILE``); only while holding the journal."""
+    for path in folder.iterdir():
+        if TMP_FILE.match(path.name):
+            path.unlink(missing_ok=True)
 
 
 def _resume(folder: Path, header: RunHeader) -> tuple[RunHeader, Journal, int]:
@@ -261,9 +279,7 @@ def _resume(folder: Path, header: RunHeader) -> tuple[RunHeader, Journal, int]:
     try:
         done, end = verified_prefix(folder, old)
         journal.truncate(end)
-        for path in folder.iterdir():
-            if TMP_FILE.match(path.name):
-                path.unlink(missing_ok=True)
+        remove_temporaries(folder)
     except BaseException:
         journal.close()
         raise
