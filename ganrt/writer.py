@@ -173,8 +173,16 @@ def range_batches(gen: Generator, stream_labels: LabelSpec, *, offset: int, coun
 
 
 def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncation: float | None, start: int,
-               fmt: str, shard_size: int, upscaler=None) -> tuple[RunHeader, LabelSpec]:
-    """The header of a run, and its labels in the form the stream takes (per-image lists resolved)."""
+               fmt: str, shard_size: int, batch_size: int | None = None, overwrite: bool = False, resume: bool = False,
+               upscaler=None) -> tuple[RunHeader, LabelSpec]:
+    """The header of a run, and its labels in the form the stream takes (per-image lists resolved).
+
+    Checks every argument, so a run (here or on a cluster) fails before its folder is touched.
+    """
+    if overwrite and resume:
+        raise ParameterError("give --resume (continue the run in the folder) or --overwrite (replace it), not both")
+    n = check_count("n", n)
+    gen.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)  # checks only
     if fmt not in FORMATS:
         raise ParameterError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     check_count("shard size", shard_size)
@@ -216,12 +224,10 @@ def generate_run(
     ``resume`` continues the run in ``out`` (or starts one in an empty folder); ``overwrite``
     replaces an earlier run. Every argument is checked before the folder is touched.
     """
-    if overwrite and resume:
-        raise ParameterError("give --resume (continue the run in the folder) or --overwrite (replace it), not both")
-    n = check_count("n", n)
-    gen.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)  # checks only
-    header, stream_labels = run_header(gen, n=n, seed=seed, labels=labels, truncation=truncation, start=start,
-                                       fmt=fmt, shard_size=shard_size, upscaler=upscaler)
+    header, stream_labels = run_header(gen, n=n, seed=seed, labels=labels, truncation=truncation, start=start, fmt=fmt,
+                                       shard_size=shard_size, batch_size=batch_size, overwrite=overwrite, resume=resume,
+                                       upscaler=upscaler)
+    n = header.n
     folder = Path(out)
     header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume)
     try:
