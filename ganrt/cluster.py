@@ -21,6 +21,7 @@ Ray is imported only here, and only when a cluster run is asked for: ``import ga
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -205,11 +206,20 @@ def connect(address: str | None, *, timeout_s: float = 10.0) -> bool:
             reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
             raise ClusterError(f"cannot reach a Ray cluster at {address} within {timeout_s:g} s ({reason}); "
                                "start one with `ray start --head`, or give --ray without an address for a local one") from None
+    # something answers but is not Ray's GCS: Ray retries once a second for this many seconds (default 20)
+    wait = {"RAY_gcs_server_port_wait_time_s": str(math.ceil(timeout_s))} if address not in (None, "") else {}
+    saved = {k: os.environ.get(k) for k in wait}
+    os.environ.update({k: v for k, v in wait.items() if saved[k] is None})  # a user's own setting wins
     try:
         ray.init(address=address or None, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ClusterError(f"cannot connect to Ray at {address or 'a local instance'}: {first}") from None
+        raise ClusterError(f"cannot connect to Ray at {address or 'a local instance'}: {first}; is it a Ray head "
+                           "(`ray start --head` prints its address)?") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
     return True
 
 
