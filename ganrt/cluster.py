@@ -150,13 +150,19 @@ class ShardWorker:
 
     def __init__(self, model: ModelBytes, upscaler: ModelBytes | None, *, device: str, threads: int) -> None:
         self._files = tempfile.TemporaryDirectory(prefix="ganrt-ray-")
-        self._gen = model.load(self._files.name, device=device, threads=threads, kind="generator")
-        self._up = None if upscaler is None else upscaler.load(self._files.name, device=device, threads=threads, kind="upscaler")
         self._lock = threading.Lock()
         self._written: dict[int, int] = {}  # shard number -> images written so far, while it runs
+        self._error: GanrtError | None = None
+        try:
+            self._gen = model.load(self._files.name, device=device, threads=threads, kind="generator")
+            self._up = None if upscaler is None else upscaler.load(self._files.name, device=device, threads=threads, kind="upscaler")
+        except GanrtError as exc:  # raised from ready() instead: a failed constructor reaches the driver as a bare "actor died"
+            self._error = exc
 
     def ready(self) -> tuple[int, str, str]:
         """(process id, execution provider, precision): provenance must be the same on every worker."""
+        if self._error is not None:
+            raise self._error
         return os.getpid(), self._gen.provider, self._gen.precision
 
     def progress(self) -> int:
@@ -236,15 +242,21 @@ class _Pool:
 
     def _start(self, actors: list[Any]) -> None:
         refs = [a.ready.remote() for a in actors]
-        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=_READY_TIMEOUT_S)
-        if len(ready) < len(refs):
-            raise ClusterError(f"the cluster did not start {len(refs) - len(ready)} of {len(refs)} workers within "
-                               f"{_READY_TIMEOUT_S:g} s: it lacks the CPUs/GPUs they reserve (ask for fewer workers)")
-        for actor, ref in zip(actors, refs):
-            try:
-                pid, provider, precision = self._ray.get(ref)
-            except self._ray.exceptions.RayTaskError as exc:  # the model did not load on the worker
-                raise _cause(exc) from None
+        try:
+            ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=_READY_TIMEOUT_S)
+            if len(ready) < len(refs):
+                raise ClusterError(f"the cluster did not start {len(refs) - len(ready)} of {len(refs)} workers within "
+                                   f"{_READY_TIMEOUT_S:g} s: it lacks the CPUs/GPUs they reserve (ask for fewer workers)")
+            answers = [self._ray.get(ref) for ref in refs]
+        except self._ray.exceptions.RayError as exc:  # the model did not load on a worker, or the worker died
+            for actor in actors:
+                self._ray.kill(actor, no_restart=True)
+            raise _cause(exc) from None
+        except BaseException:
+            for actor in actors:
+                self._ray.kill(actor, no_restart=True)
+            raise
+        for actor, (pid, provider, precision) in zip(actors, answers):
             self.actors.append(actor)
             self.pids[actor], self.held[actor] = pid, 0
             self.provenance.add((provider, precision))
@@ -253,6 +265,7 @@ class _Pool:
         if actor in self.held:  # a dead actor's other shards fail too; replace it once
             self.actors.remove(actor)
             del self.pids[actor], self.held[actor]
+            self._ray.kill(actor, no_restart=True)  # if only unreachable, it must not go on writing
             self._start([self._make()])
 
     def free(self) -> list[Any]:
@@ -323,7 +336,7 @@ def generate_on_ray(
     connected = connect(cluster.address, timeout_s=cluster.connect_timeout_s)
     try:
         threads = cluster.threads or 1
-        workers = cluster.workers or _default_workers(ray, cluster.device, threads)
+        workers = _workers(ray, cluster, threads, header)
         options = dict(num_cpus=threads, num_gpus=1 if cluster.device == "cuda" else 0, max_restarts=0, max_task_retries=0,
                        max_concurrency=_QUEUED_PER_WORKER + 1)  # + 1: progress answers while shards run
         actor_class = ray.remote(ShardWorker).options(**options)
@@ -355,14 +368,19 @@ def generate_on_ray(
     return ClusterResult(folder, manifest, header.n - done, done, workers=workers, failures=failures)
 
 
-def _default_workers(ray: Any, device: str, threads: int) -> int:
+def _workers(ray: Any, cluster: ClusterConfig, threads: int, header: RunHeader) -> int:
+    """The pool's size: as asked, or what the cluster offers; never more than could all run at once, or than shards."""
     resources = ray.cluster_resources()
-    if device == "cuda":
-        count = int(resources.get("GPU", 0))
-        if count < 1:
-            raise ClusterError("--device cuda: the Ray cluster offers no GPU; use --device cpu or add GPU nodes")
-        return count
-    return max(1, int(resources.get("CPU", 1)) // threads)
+    cpus, gpus = int(resources.get("CPU", 0)), int(resources.get("GPU", 0))
+    if cluster.device == "cuda" and gpus < 1:
+        raise ClusterError("--device cuda: the Ray cluster offers no GPU; use --device cpu or add GPU nodes")
+    fit = min(gpus, cpus // threads) if cluster.device == "cuda" else cpus // threads
+    if (cluster.workers or 1) > fit:
+        raise ClusterError(f"{cluster.workers} workers need {cluster.workers * threads} CPUs"
+                           f"{f' and {cluster.workers} GPUs' if cluster.device == 'cuda' else ''}; the Ray cluster offers "
+                           f"{cpus} CPUs and {gpus} GPUs: ask for at most {fit}")
+    most_shards = -(-header.n // (header.shard_size if header.format == "npz" else 64))
+    return max(1, min(cluster.workers or fit, most_shards))
 
 
 def _run_shards(ray: Any, pool: _Pool, spec_ref: Any, shards: list[Shard], journal, header: RunHeader, *, done: int,
@@ -402,7 +420,7 @@ def _run_shards(ray: Any, pool: _Pool, spec_ref: Any, shards: list[Shard], journ
                 failures += 1
                 _retry(queue, shard, attempts, max_attempts, header, "its worker died")
                 pool.replace(actor)
-            except ray.exceptions.RayTaskError as exc:
+            except ray.exceptions.RayError as exc:  # the shard raised (RayTaskError), or Ray lost its result
                 failures += 1
                 _retry(queue, shard, attempts, max_attempts, header, str(_cause(exc)))
         while recorded in finished:  # shards are numbered 0, 1, ... in index order

@@ -138,3 +138,16 @@ def test_bad_settings_fail_before_ray_is_needed(cgan, tmp_path, monkeypatch):
 def test_import_ganrt_does_not_import_ray():
     code = "import sys, ganrt, ganrt.cluster, ganrt.cli; assert 'ray' not in sys.modules, 'ray imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_pool_the_cluster_cannot_hold_or_a_model_a_worker_cannot_load_fails_before_the_folder_is_touched(ray_address, tmp_path):
+    gen = ganrt.load("fashion-cgan", threads=1)
+    with pytest.raises(ClusterError, match="3 workers need 3 CPUs; the Ray cluster offers 2 CPUs and 0 GPUs: ask for at most 2"):
+        generate_on_ray(gen, tmp_path / "a", n=400, cluster=ClusterConfig(workers=3))
+    with pytest.raises(ClusterError, match="the Ray cluster offers no GPU"):
+        generate_on_ray(gen, tmp_path / "a", n=400, cluster=ClusterConfig(device="cuda"))
+    gen.__dict__["sha256"] = "0" * 64  # the driver's idea of the file differs from the bytes the workers get
+    t0 = time.monotonic()
+    with pytest.raises(ClusterError, match="the copy of fashion-cgan on this worker does not hash as the driver's file"):
+        generate_on_ray(gen, tmp_path / "a", n=400)
+    assert time.monotonic() - t0 < 30 and not (tmp_path / "a").exists()
