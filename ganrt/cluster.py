@@ -375,9 +375,10 @@ def _workers(ray: Any, cluster: ClusterConfig, threads: int, header: RunHeader) 
     if cluster.device == "cuda" and gpus < 1:
         raise ClusterError("--device cuda: the Ray cluster offers no GPU; use --device cpu or add GPU nodes")
     fit = min(gpus, cpus // threads) if cluster.device == "cuda" else cpus // threads
-    if (cluster.workers or 1) > fit:
-        raise ClusterError(f"{cluster.workers} workers need {cluster.workers * threads} CPUs"
-                           f"{f' and {cluster.workers} GPUs' if cluster.device == 'cuda' else ''}; the Ray cluster offers "
+    wanted = cluster.workers or 1
+    if wanted > fit:
+        raise ClusterError(f"{wanted} workers need {wanted * threads} CPUs"
+                           f"{f' and {wanted} GPUs' if cluster.device == 'cuda' else ''}; the Ray cluster offers "
                            f"{cpus} CPUs and {gpus} GPUs: ask for at most {fit}")
     most_shards = -(-header.n // (header.shard_size if header.format == "npz" else 64))
     return max(1, min(cluster.workers or fit, most_shards))
