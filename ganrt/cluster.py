@@ -379,7 +379,7 @@ def _workers(ray: Any, cluster: ClusterConfig, threads: int, header: RunHeader) 
     if wanted > fit:
         raise ClusterError(f"{wanted} workers need {wanted * threads} CPUs"
                            f"{f' and {wanted} GPUs' if cluster.device == 'cuda' else ''}; the Ray cluster offers "
-                           f"{cpus} CPUs and {gpus} GPUs: ask for at most {fit}")
+                           f"{cpus} CPUs and {gpus} GPUs: {f'ask for at most {fit}' if fit else 'use fewer --threads'}")
     most_shards = -(-header.n // (header.shard_size if header.format == "npz" else 64))
     return max(1, min(cluster.workers or fit, most_shards))
 
