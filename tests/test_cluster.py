@@ -151,3 +151,11 @@ def test_a_pool_the_cluster_cannot_hold_or_a_model_a_worker_cannot_load_fails_be
     with pytest.raises(ClusterError, match="the copy of fashion-cgan on this worker does not hash as the driver's file"):
         generate_on_ray(gen, tmp_path / "a", n=400)
     assert time.monotonic() - t0 < 30 and not (tmp_path / "a").exists()
+
+
+def test_upscaled_runs_ship_the_upscaler_to_the_workers(ray_address, cgan, tmp_path):
+    up = ganrt.load("sr-x2", threads=1)
+    ganrt.generate_run(cgan, tmp_path / "one", n=40, seed=6, upscaler=up)
+    generate_on_ray(cgan, tmp_path / "ray", n=40, seed=6, upscaler=up, cluster=ClusterConfig(task_images=10))
+    same_folder(tmp_path / "one", tmp_path / "ray")
+    assert read_manifest(tmp_path / "ray" / MANIFEST).header.upscaler == "sr-x2"
