@@ -12,7 +12,8 @@ when, cannot change a byte.
 
 Failures: a shard whose worker dies (killed, out of memory, node lost) or raises goes back to the
 queue and a new actor replaces a dead one. A shard that fails ``max_attempts`` times stops the
-job with ``ClusterError`` naming it; every file the journal records is complete and stays, and
+job: no new shard starts, the running ones finish and are recorded (so every shard before the
+failing one is), then ``ClusterError`` names it. Every file written is complete and stays, and
 ``--resume`` continues from the first shard that was not recorded.
 
 Ray is imported only here, and only when a cluster run is asked for: ``import ganrt`` stays fast.
@@ -402,10 +403,25 @@ def _run_shards(ray: Any, pool: _Pool, spec_ref: Any, shards: list[Shard], journ
         if on_progress is not None:
             on_progress(ClusterProgress(shown, header.n, failures, tuple(pool.pids.values())))
 
+    stop: ClusterError | None = None  # a shard failed max_attempts times: let the running shards finish, then raise
+
+    def failed(shard: Shard, reason: str) -> None:
+        nonlocal failures, stop
+        failures += 1
+        attempts[shard.number] = attempts.get(shard.number, 0) + 1
+        if stop is not None:
+            return
+        if attempts[shard.number] >= max_attempts:
+            stop = ClusterError(f"{shard.describe(header)} failed {attempts[shard.number]} times, last: {reason}; the "
+                                "images before it are recorded and every file written is complete: fix the cause, "
+                                "then rerun with --resume")
+        else:
+            queue.appendleft(shard)  # first in line: the shards after it cannot be recorded before it
+
     report(done)
-    while queue or inflight:
+    while (queue and stop is None) or inflight:
         for actor in pool.free():
-            if not queue or queue[0].number >= recorded + window:
+            if stop is not None or not queue or queue[0].number >= recorded + window:
                 break
             shard = queue.popleft()
             inflight[actor.run_shard.remote(spec_ref, shard)] = (shard, actor)
@@ -418,12 +434,11 @@ def _run_shards(ray: Any, pool: _Pool, spec_ref: Any, shards: list[Shard], journ
             try:
                 finished[shard.number] = ray.get(ref)
             except ray.exceptions.RayActorError:  # the worker process died (killed, out of memory, node lost)
-                failures += 1
-                _retry(queue, shard, attempts, max_attempts, header, "its worker died")
-                pool.replace(actor)
+                failed(shard, "its worker died")
+                if stop is None:
+                    pool.replace(actor)
             except ray.exceptions.RayError as exc:  # the shard raised (RayTaskError), or Ray lost its result
-                failures += 1
-                _retry(queue, shard, attempts, max_attempts, header, str(_cause(exc)))
+                failed(shard, str(_cause(exc)))
         while recorded in finished:  # shards are numbered 0, 1, ... in index order
             journal.append(finished.pop(recorded))
             recorded_images += shards[recorded].count
@@ -435,6 +450,8 @@ def _run_shards(ray: Any, pool: _Pool, spec_ref: Any, shards: list[Shard], journ
             partial = sum(_progress(ray, r) for r in answered)
             ahead = sum(s.count for s in shards if s.number in finished)
             report(recorded_images + ahead + partial)
+    if stop is not None:
+        raise stop
     return failures
 
 
@@ -444,10 +461,3 @@ def _progress(ray: Any, ref: Any) -> int:
     except ray.exceptions.RayError:  # a worker that just died has no progress to tell
         return 0
 
-
-def _retry(queue: deque, shard: Shard, attempts: dict[int, int], max_attempts: int, header: RunHeader, reason: str) -> None:
-    attempts[shard.number] = attempts.get(shard.number, 0) + 1
-    if attempts[shard.number] >= max_attempts:
-        raise ClusterError(f"{shard.describe(header)} failed {attempts[shard.number]} times, last: {reason}; every file "
-                           "written so far is complete: fix the cause, then rerun with --resume")
-    queue.appendleft(shard)  # first in line: the shards after it cannot be recorded before it
