@@ -49,8 +49,12 @@ LABELS = np.resize(np.array([3, 1, 4, 1, 5, 9, 2, 6]), 300)
 def test_a_png_run_on_ray_is_byte_identical_to_one_process(ray_address, cgan, tmp_path):
     args = dict(n=300, seed=11, labels=LABELS, truncation=0.7, start=5, batch_size=16)
     ganrt.generate_run(cgan, tmp_path / "one", **args)
-    res = generate_on_ray(cgan, tmp_path / "ray", **args, cluster=ClusterConfig(task_images=40))
+    seen = []
+    res = generate_on_ray(cgan, tmp_path / "ray", **args, cluster=ClusterConfig(task_images=40), on_progress=seen.append)
     assert (res.workers, res.failures, res.generated, res.reused) == (2, 0, 300, 0)
+    done = [p.done for p in seen]
+    assert done[0] == 0 and done[-1] == 300 and done == sorted(done) and len(set(done)) > 2  # counts up, cluster-wide
+    assert {p.total for p in seen} == {300} and all(len(p.worker_pids) == 2 for p in seen)
     assert res.manifest == tmp_path / "ray" / MANIFEST
     same_folder(tmp_path / "one", tmp_path / "ray")
 
@@ -105,9 +109,10 @@ def test_a_shard_that_keeps_failing_stops_the_job_and_resume_skips_the_finished_
 def test_the_cli_joins_a_running_cluster_and_writes_the_same_folder(ray_address, cgan, tmp_path):
     ganrt.generate_run(cgan, tmp_path / "one", n=200, seed=1, labels="Sneaker")
     cmd = [str(BIN / "ganrt"), "generate", "-n", "200", "--seed", "1", "--label", "Sneaker", "--out", str(tmp_path / "ray"),
-           "--ray", ray_address, "--ray-workers", "2"]
+           "--ray", ray_address, "--ray-workers", "2", "--progress"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+    assert out.stderr.startswith("generating")  # the bar (click draws only its label when not on a terminal)
     same_folder(tmp_path / "one", tmp_path / "ray")
 
 
