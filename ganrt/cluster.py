@@ -152,7 +152,7 @@ class ShardWorker:
     def __init__(self, model: ModelBytes, upscaler: ModelBytes | None, *, device: str, threads: int) -> None:
         self._files = tempfile.TemporaryDirectory(prefix="ganrt-ray-")
         self._lock = threading.Lock()
-        self._written: dict[int, int] = {}  # shard number -> images written so far, while it runs
+        self._written = 0  # images of the running shard written so far (progress reads it from another thread)
         self._error: GanrtError | None = None
         try:
             self._gen = model.load(self._files.name, device=device, threads=threads, kind="generator")
@@ -167,15 +167,15 @@ class ShardWorker:
         return os.getpid(), self._gen.provider, self._gen.precision
 
     def progress(self) -> int:
-        return sum(self._written.values())
+        return self._written
 
     def run_shard(self, spec: RunSpec, shard: Shard) -> list[bytes]:
         """Write one shard's files; returns its manifest lines in index order."""
         with self._lock:
-            self._written[shard.number] = 0
+            self._written = 0
 
             def count(k: int) -> None:
-                self._written[shard.number] += k
+                self._written += k
 
             try:
                 batches = range_batches(self._gen, spec.labels, offset=shard.offset, count=shard.count, seed=spec.seed,
@@ -184,7 +184,7 @@ class ShardWorker:
                 files: list[list[bytes]] = []  # write_run appends each file's lines here, as it would to a Journal
                 write_run(RunWriter(Path(spec.folder), spec.header), batches, files, on_batch=count)  # type: ignore[arg-type]
             finally:
-                del self._written[shard.number]
+                self._written = 0  # the driver counts a finished shard itself
             return [line for lines in files for line in lines]
 
 
