@@ -9,7 +9,8 @@
 
 The server only runs the network; the client draws latents with ``sample_latents(seed, indices)``
 and turns the float output into uint8 with ``float_to_uint8``, as ``Generator.sample`` does. So
-a server on the CPU provider returns the images ``ganrt generate`` writes; on a GPU, or with
+a server on the CPU provider returns the images ``ganrt generate`` writes (byte for byte with the
+same onnxruntime build and CPU, as between any two machines); on a GPU, or with
 TensorRT, they agree up to that provider's floating point (as ``--device cuda`` does locally).
 Triton itself is not needed to write or check the repository.
 """

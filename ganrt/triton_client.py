@@ -3,7 +3,8 @@
 The server runs only the network. Latents come from ``ganrt.latent.sample_latents(seed, indices)``
 and labels default to ``index % classes``, both here on the client, exactly as ``ganrt generate``
 draws them; ``float_to_uint8`` makes the uint8 images. So image i from a server on the CPU
-provider is byte for byte image i of a local run with the same seed, label and truncation.
+provider is image i of a local run with the same seed, label and truncation (byte for byte where
+the server's onnxruntime build and CPU match the local ones).
 
     pip install ganrt 'tritonclient[http]'
     python client.py --url localhost:8000 -n 64 --seed 0 --out samples.png
