@@ -4,6 +4,7 @@
     >>> g = ganrt.load("fashion-cgan")
     >>> images = g.sample(16, labels="Sneaker", seed=1)   # (16, 32, 32, 1) uint8
     >>> big = ganrt.load("sr-x4").upscale(photo)           # (4H, 4W, 3) uint8, tiled
+    >>> ganrt.generate_on_ray(g, "out", n=10**6)           # the same folder as generate_run, on a Ray cluster
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from ._version import __version__
 from .classifier import Classifier
+from .cluster import ClusterConfig, generate_on_ray
 from .errors import (
+    ClusterError,
     DeviceError,
     GanrtError,
     ImageError,
@@ -38,8 +41,8 @@ _CLASSES = {"generator": Generator, "classifier": Classifier, "upscaler": Upscal
 
 __all__ = [
     "__version__", "load", "available_models", "resolve_model", "Generator", "Classifier", "Upscaler", "Batch", "ModelInfo",
-    "generate_run", "RunResult",
-    "GanrtError", "MissingDependencyError", "ModelNotFoundError", "ModelFormatError", "ModelKindError",
+    "generate_run", "RunResult", "generate_on_ray", "ClusterConfig",
+    "GanrtError", "ClusterError", "MissingDependencyError", "ModelNotFoundError", "ModelFormatError", "ModelKindError",
     "DeviceError", "LabelError", "ParameterError", "OutputError", "InferenceError", "ImageError",
     "ManifestError", "DEFAULT_MODEL",
 ]

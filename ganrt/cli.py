@@ -78,15 +78,21 @@ def cli() -> None:
 @click.option("--upscale", "upscale_model", default=None, help="Then upscale every image with this upscaler (e.g. sr-x4).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (same arguments): checks its manifest and model, makes only the missing images.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Shard the run over a Ray cluster (extra 'ray'): HOST:PORT, or no value for the local instance. Same files.")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=None, help="With --ray: actors (default: one per CPU; per GPU with --device cuda).")
 def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, shard_size, grid,
-             overwrite, upscale_model, resume, progress):
+             overwrite, upscale_model, resume, progress, ray_address, ray_workers):
     """Generate N images with a generator model (with manifest.jsonl: provenance of every image)."""
     if out is None and grid is None:
         raise click.UsageError("nothing to write: give --out DIR and/or --grid FILE")
     if resume and (overwrite or out is None):
         raise click.UsageError("--resume continues the run in --out DIR; it goes without --overwrite")
-    gen = _load_generator(model, device, threads)
-    upscaler = load(upscale_model, device=device, threads=threads, kind="upscaler") if upscale_model else None
+    if ray_address is not None and out is None:
+        raise click.UsageError("--ray writes a run: give --out DIR")
+    here = device if ray_address is None else "cpu"  # with --ray the workers run on --device; here only checks and the grid
+    gen = _load_generator(model, here, threads)
+    upscaler = load(upscale_model, device=here, threads=threads, kind="upscaler") if upscale_model else None
     label_spec = _labels_arg(gen, label, labels, n) if n > 0 else None
     gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)  # checks only
     if grid is not None:
@@ -94,10 +100,16 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
     note = ""
     if out is not None:
         show = sys.stderr.isatty() if progress is None else progress
+        run_args = dict(n=n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start, fmt=fmt,
+                        shard_size=shard_size, overwrite=overwrite, resume=resume, upscaler=upscaler)
         with click.progressbar(length=n, label="generating", file=sys.stderr, hidden=not show) as bar:
-            result = generate_run(gen, out, n=n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size,
-                                  start=start, fmt=fmt, shard_size=shard_size, overwrite=overwrite, resume=resume,
-                                  upscaler=upscaler, on_batch=bar.update)
+            if ray_address is None:
+                result = generate_run(gen, out, **run_args, on_batch=bar.update)
+            else:
+                from .cluster import ClusterConfig, generate_on_ray
+
+                config = ClusterConfig(address=ray_address or None, workers=ray_workers, device=device, threads=threads)
+                result = generate_on_ray(gen, out, **run_args, cluster=config, on_progress=lambda p: bar.update(p.done - bar.pos))
         if resume:
             note = f" (resumed: {result.reused} checked and kept, {result.generated} made)"
     if grid is not None:
@@ -353,6 +365,27 @@ def eval_cmd(model, n, seed, classifier, as_json):
         click.echo(f"  {'confidence':<14} {report['mean_confidence']:.3f}  (mean top-class probability)")
     if clf.test_accuracy is not None:
         click.echo(f"  {'real test set':<14} {clf.test_accuracy:.4f}  (the classifier's accuracy on real images: the ceiling)")
+
+
+@cli.command("export-triton")
+@click.argument("model")
+@click.argument("outdir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", default=None, help="The model's name in Triton (default: its own name).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True, help="Model instances per device.")
+@click.option("--kind", type=click.Choice(("cpu", "gpu")), default="cpu", show_default=True, help="Instance group kind.")
+@click.option("--tensorrt", is_flag=True, help="GPU: run through onnxruntime's TensorRT provider (FP32).")
+@click.option("--tensorrt-fp16", is_flag=True, help="GPU: TensorRT in FP16 (faster; images not bit-equal to local ones).")
+@click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True, help="Dynamic batching: wait this long to fill a batch.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an earlier export of this model in OUTDIR.")
+def export_triton(model, outdir, name, max_batch_size, instances, kind, tensorrt, tensorrt_fp16, max_queue_delay_us, overwrite):
+    """Write a Triton Inference Server model repository for MODEL (a generator) into OUTDIR, with a client example."""
+    from .triton import TritonConfig, export_triton as export
+
+    config = TritonConfig(name=name, max_batch_size=max_batch_size, instances=instances, kind=kind, tensorrt=tensorrt,
+                          tensorrt_fp16=tensorrt_fp16, max_queue_delay_us=max_queue_delay_us)
+    folder = export(_load_generator(model, "cpu", None), outdir, config=config, overwrite=overwrite)
+    click.echo(f"{folder}: config.pbtxt, 1/model.onnx, client.py -> tritonserver --model-repository={outdir.resolve()}")
 
 
 _INTERRUPTED = "interrupted: every file written so far is complete; the same command with --resume continues"

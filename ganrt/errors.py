@@ -54,3 +54,7 @@ class InferenceError(GanrtError, RuntimeError):
 
 class ManifestError(GanrtError, ValueError):
     """A run's manifest is missing, malformed, or does not match the run being resumed or replayed."""
+
+
+class ClusterError(GanrtError, RuntimeError):
+    """A cluster run cannot start or cannot finish: Ray unreachable, workers that cannot be placed, a shard that keeps failing."""

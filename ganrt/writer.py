@@ -192,9 +192,26 @@ def upscaled(batches: Iterator[Batch], upscaler) -> Iterator[Batch]:
         yield Batch(b.start, upscaler.upscale_many(b.images), b.labels)
 
 
+def range_batches(gen: Generator, stream_labels: LabelSpec, *, offset: int, count: int, seed: int, truncation: float | None,
+                  batch_size: int | None, start: int, upscaler=None) -> Iterator[Batch]:
+    """Batches of images start+offset .. start+offset+count-1 of a run (``stream_labels`` from ``run_header``)."""
+    labels = stream_labels[offset : offset + count] if isinstance(stream_labels, np.ndarray) else stream_labels
+    batches = gen.iter_batches(count, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size,
+                               start=start + offset)
+    return batches if upscaler is None else upscaled(batches, upscaler)
+
+
 def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncation: float | None, start: int,
-               fmt: str, shard_size: int, upscaler=None) -> tuple[RunHeader, LabelSpec]:
-    """The header of a run, and its labels in the form the stream takes (per-image lists resolved)."""
+               fmt: str, shard_size: int, batch_size: int | None = None, overwrite: bool = False, resume: bool = False,
+               upscaler=None) -> tuple[RunHeader, LabelSpec]:
+    """The header of a run, and its labels in the form the stream takes (per-image lists resolved).
+
+    Checks every argument, so a run (here or on a cluster) fails before its folder is touched.
+    """
+    if overwrite and resume:
+        raise ParameterError("give --resume (continue the run in the folder) or --overwrite (replace it), not both")
+    n = check_count("n", n)
+    gen.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)  # checks only
     if fmt not in FORMATS:
         raise ParameterError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     check_count("shard size", shard_size)
@@ -236,33 +253,40 @@ def generate_run(
     ``resume`` continues the run in ``out`` (or starts one in an empty folder); ``overwrite``
     replaces an earlier run. Every argument is checked before the folder is touched.
     """
-    if overwrite and resume:
-        raise ParameterError("give --resume (continue the run in the folder) or --overwrite (replace it), not both")
-    n = check_count("n", n)
-    gen.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)  # checks only
-    header, stream_labels = run_header(gen, n=n, seed=seed, labels=labels, truncation=truncation, start=start,
-                                       fmt=fmt, shard_size=shard_size, upscaler=upscaler)
+    header, stream_labels = run_header(gen, n=n, seed=seed, labels=labels, truncation=truncation, start=start, fmt=fmt,
+                                       shard_size=shard_size, batch_size=batch_size, overwrite=overwrite, resume=resume,
+                                       upscaler=upscaler)
+    n = header.n
     folder = Path(out)
-    if resume:
-        header, journal, done = _resume(folder, header)
-    else:
-        prepare_output(folder, overwrite=overwrite)
-        header, journal, done = header, Journal(folder, header=header), 0
+    header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume)
     try:
         if on_batch is not None and done:
             on_batch(done)
         generated = 0
         if done < n:
-            rest = stream_labels[done:] if isinstance(stream_labels, np.ndarray) else stream_labels
-            batches = gen.iter_batches(n - done, seed=seed, labels=rest, truncation=truncation,
-                                       batch_size=batch_size, start=start + done)
-            if upscaler is not None:
-                batches = upscaled(batches, upscaler)
+            batches = range_batches(gen, stream_labels, offset=done, count=n - done, seed=seed, truncation=truncation,
+                                    batch_size=batch_size, start=start, upscaler=upscaler)
             generated = write_run(RunWriter(folder, header), batches, journal, on_batch=on_batch)
         manifest = journal.finish()
     finally:
         journal.close()
     return RunResult(folder, manifest, generated, done)
+
+
+def open_run(folder: Path, header: RunHeader, *, overwrite: bool, resume: bool) -> tuple[RunHeader, Journal, int]:
+    """Start the run of ``header`` in ``folder``, or continue it (``resume``): (its header, its open journal,
+    how many images, counted from the run's start, are already in place and recorded)."""
+    if resume:
+        return _resume(folder, header)
+    prepare_output(folder, overwrite=overwrite)
+    return header, Journal(folder, header=header), 0
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove the temporary files a killed writer left (``images.TMP_FILE``); only while holding the journal."""
+    for path in folder.iterdir():
+        if TMP_FILE.match(path.name):
+            path.unlink(missing_ok=True)
 
 
 def _resume(folder: Path, header: RunHeader) -> tuple[RunHeader, Journal, int]:
@@ -290,9 +314,7 @@ def _resume(folder: Path, header: RunHeader) -> tuple[RunHeader, Journal, int]:
     try:
         done, end = verified_prefix(folder, old)
         journal.truncate(end)
-        for path in folder.iterdir():
-            if TMP_FILE.match(path.name):
-                path.unlink(missing_ok=True)
+        remove_temporaries(folder)
     except BaseException:
         journal.close()
         raise

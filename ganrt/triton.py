@@ -1,0 +1,154 @@
+"""Serving through Triton Inference Server: a model repository for its onnxruntime backend.
+
+``export_triton`` writes::
+
+    OUTDIR/<name>/config.pbtxt      onnxruntime backend, dynamic batching, instance groups, optional TensorRT
+    OUTDIR/<name>/1/model.onnx      the model file, unchanged (same sha256)
+    OUTDIR/<name>/client.py         a client (``ganrt/triton_client.py``): latents drawn with ganrt.latent
+    OUTDIR/<name>/client.json       what it needs: Triton's model and tensor names, batch limit, the ganrt metadata
+
+The server only runs the network; the client draws latents with ``sample_latents(seed, indices)``
+and turns the float output into uint8 with ``float_to_uint8``, as ``Generator.sample`` does. So
+a server on the CPU provider returns the images ``ganrt generate`` writes (byte for byte with the
+same onnxruntime build and CPU, as between any two machines); on a GPU, or with
+TensorRT, they agree up to that provider's floating point (as ``--device cuda`` does locally).
+Triton itself is not needed to write or check the repository.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelFormatError, OutputError, ParameterError
+from .generator import Generator, check_count
+from .images import atomic_write
+from . import triton_client
+from .triton_client import SETTINGS, Served
+
+KINDS = ("cpu", "gpu")
+# onnxruntime's input/output types -> Triton's data_type names
+_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(double)": "TYPE_FP64",
+          "tensor(int64)": "TYPE_INT64", "tensor(int32)": "TYPE_INT32", "tensor(uint8)": "TYPE_UINT8"}
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    """How Triton serves the model; none of it changes an image.
+
+    Defaults: batches up to 256 latents (a 32x32 generator's sweet spot on a CPU), one instance,
+    and at most 100 us of queueing to form a batch: enough to merge concurrent requests, too little
+    for one user to notice.
+    """
+
+    name: str | None = None  # the model's name in Triton; None: the model's own name
+    max_batch_size: int = 256
+    instances: int = 1  # model instances (each its own session) per device
+    kind: str = "cpu"  # instance_group kind: KIND_CPU or KIND_GPU
+    tensorrt: bool = False  # gpu only: run through onnxruntime's TensorRT execution provider
+    tensorrt_fp16: bool = False  # TensorRT in half precision: faster, images no longer bit-equal to fp32
+    preferred_batch_sizes: tuple[int, ...] = ()  # () : max_batch_size // 4 and max_batch_size
+    max_queue_delay_us: int = 100
+
+    def check(self) -> None:
+        check_count("max_batch_size", self.max_batch_size)
+        check_count("instances", self.instances)
+        check_count("max_queue_delay_us", self.max_queue_delay_us, minimum=0)
+        if self.kind not in KINDS:
+            raise ParameterError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if (self.tensorrt or self.tensorrt_fp16) and self.kind != "gpu":
+            raise ParameterError("TensorRT runs on GPU instances only: add --kind gpu, or leave out --tensorrt")
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
+            raise ParameterError(f"name {self.name!r} is not a folder name Triton can serve")
+        for size in self.preferred_batch_sizes:
+            if not 1 <= size <= self.max_batch_size:
+                raise ParameterError(f"preferred batch size {size} is outside 1..max_batch_size ({self.max_batch_size})")
+
+    def preferred(self) -> tuple[int, ...]:
+        return self.preferred_batch_sizes or tuple(sorted({max(1, self.max_batch_size // 4), self.max_batch_size}))
+
+
+class Enum(str):
+    """A protobuf enum value (TYPE_FP32, KIND_CPU): written bare, where any other str is quoted."""
+
+
+def _pbtxt(value: dict, indent: int = 0) -> str:
+    """Protobuf text format of nested dicts (messages), lists of dicts (repeated messages), lists and scalars."""
+    pad = "  " * indent
+    lines = []
+    for key, v in value.items():
+        items = v if isinstance(v, list) and v and isinstance(v[0], dict) else [v]
+        for item in items:
+            if isinstance(item, dict):
+                lines.append(f"{pad}{key} {{\n{_pbtxt(item, indent + 1)}{pad}}}")
+            elif isinstance(item, list):
+                lines.append(f"{pad}{key}: [{', '.join(_scalar(x) for x in item)}]")
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def _scalar(x) -> str:
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, str) and not isinstance(x, Enum):
+        return json.dumps(x)
+    return str(x)
+
+
+def model_config(gen: Generator, config: TritonConfig) -> dict:
+    """config.pbtxt as nested dicts: tensors from the model's own inputs/outputs, batch dimension left to Triton."""
+    session = gen._session  # one model, read here only for its tensor names, types and shapes
+    tensors = []
+    for t in session.get_inputs():
+        if isinstance(t.shape[0], int):
+            raise ModelFormatError(f"{gen.source}: input {t.name} has a fixed batch size {t.shape[0]}; Triton's "
+                                   "dynamic batching needs a dynamic first dimension (export with dynamic axes)")
+        entry = {"name": t.name, "data_type": _type(gen, t), "dims": list(t.shape[1:])}
+        if not entry["dims"]:  # (N,) labels: Triton needs a dim per request row; reshape gives the model (N,)
+            entry["dims"], entry["reshape"] = [1], {"shape": []}
+        tensors.append(entry)
+    out = session.get_outputs()[0]
+    h, w, c = gen.image_shape
+    config.check()
+    cfg = {
+        "name": config.name or gen.name,
+        "backend": "onnxruntime",
+        "max_batch_size": config.max_batch_size,
+        "input": tensors,
+        "output": [{"name": out.name, "data_type": _type(gen, out), "dims": [c, h, w]}],
+        "instance_group": [{"count": config.instances, "kind": Enum(f"KIND_{config.kind.upper()}")}],
+        "dynamic_batching": {"preferred_batch_size": list(config.preferred()), "max_queue_delay_microseconds": config.max_queue_delay_us},
+    }
+    if config.tensorrt or config.tensorrt_fp16:
+        trt = {"name": "tensorrt", "parameters": [
+            {"key": "precision_mode", "value": "FP16" if config.tensorrt_fp16 else "FP32"},
+            {"key": "max_workspace_size_bytes", "value": str(1 << 30)}]}
+        cfg["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [trt]}}
+    return cfg
+
+
+def _type(gen: Generator, tensor) -> str:
+    if tensor.type not in _TYPES:
+        raise ModelFormatError(f"{gen.source}: tensor {tensor.name} is {tensor.type}, which this exporter does not map to Triton")
+    return Enum(_TYPES[tensor.type])
+
+
+def export_triton(gen: Generator, outdir: str | Path, *, config: TritonConfig = TritonConfig(), overwrite: bool = False) -> Path:
+    """Write ``gen`` as a Triton model repository in ``outdir`` (see the module docstring); returns the model's folder."""
+    cfg = model_config(gen, config)  # checks everything before a file is written
+    folder = Path(outdir) / cfg["name"]
+    if folder.exists() and not overwrite:
+        raise OutputError(f"{folder} exists; pass --overwrite to replace its files, or choose another OUTDIR")
+    try:
+        (folder / "1").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {folder / '1'}: {exc.strerror or exc}") from None
+    served = Served(model=cfg["name"], latent_input="z", label_input="label" if gen.info.conditional else None,
+                    output=cfg["output"][0]["name"], max_batch_size=config.max_batch_size, info=gen.info)
+    atomic_write(folder / "1" / "model.onnx", Path(gen.path).read_bytes())
+    atomic_write(folder / SETTINGS, served.to_json().encode())
+    atomic_write(folder / "client.py", Path(triton_client.__file__).read_bytes())
+    atomic_write(folder / "config.pbtxt", _pbtxt(cfg).encode())
+    return folder
