@@ -8,7 +8,8 @@
     OUTDIR/<name>/client.json       what it needs: Triton's model and tensor names, batch limit, the ganrt metadata
 
 The server only runs the network; the client draws latents with ``sample_latents(seed, indices)``
-and turns the float output into uint8 with ``float_to_uint8``, as ``Generator.sample`` does. So
+and gets uint8 images (files from older exports return floats, which it converts with
+``float_to_uint8`` as ``Generator.sample`` does). So
 a server on the CPU provider returns the images ``ganrt generate`` writes (byte for byte with the
 same onnxruntime build and CPU, as between any two machines); on a GPU, or with
 TensorRT, they agree up to that provider's floating point (as ``--device cuda`` does locally).
@@ -117,7 +118,8 @@ def model_config(gen: Generator, config: TritonConfig) -> dict:
         "backend": "onnxruntime",
         "max_batch_size": config.max_batch_size,
         "input": tensors,
-        "output": [{"name": out.name, "data_type": _type(gen, out), "dims": [c, h, w]}],
+        # uint8 (N, H, W, C) from a graph that ends in the post-processing; float (N, C, H, W) from older files
+        "output": [{"name": out.name, "data_type": _type(gen, out), "dims": [h, w, c] if out.type == "tensor(uint8)" else [c, h, w]}],
         "instance_group": [{"count": config.instances, "kind": Enum(f"KIND_{config.kind.upper()}")}],
         "dynamic_batching": {"preferred_batch_size": list(config.preferred()), "max_queue_delay_microseconds": config.max_queue_delay_us},
     }

@@ -2,7 +2,7 @@
 
 The server runs only the network. Latents come from ``ganrt.latent.sample_latents(seed, indices)``
 and labels default to ``index % classes``, both here on the client, exactly as ``ganrt generate``
-draws them; ``float_to_uint8`` makes the uint8 images. So image i from a server on the CPU
+draws them; the graph returns uint8 images (older files: ``float_to_uint8``). So image i from a server on the CPU
 provider is image i of a local run with the same seed, label and truncation (byte for byte where
 the server's onnxruntime build and CPU match the local ones).
 
@@ -77,7 +77,8 @@ def sample(url: str, served: Served, n: int, *, seed: int = 0, start: int = 0, l
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         result = client.infer(served.model, inputs, outputs=[http.InferRequestedOutput(served.output)])
-        out.append(float_to_uint8(result.as_numpy(served.output), served.info.value_range))  # (B, C, H, W) -> (B, H, W, C)
+        images = result.as_numpy(served.output)  # uint8 (B, H, W, C); older files: float (B, C, H, W)
+        out.append(images if images.dtype == np.uint8 else float_to_uint8(images, served.info.value_range))
     return np.concatenate(out)
 
 

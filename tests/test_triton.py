@@ -77,7 +77,7 @@ def test_the_repository_holds_the_model_a_config_and_a_client(cgan, tmp_path):
     z, label = cfg["input"]
     assert z == {"name": ["z"], "data_type": ["TYPE_FP32"], "dims": [[100]]}  # batch dimension left to Triton
     assert label == {"name": ["label"], "data_type": ["TYPE_INT64"], "dims": [[1]], "reshape": [{"shape": [[]]}]}
-    assert cfg["output"] == [{"name": ["image"], "data_type": ["TYPE_FP32"], "dims": [[1, 32, 32]]}]
+    assert cfg["output"] == [{"name": ["image"], "data_type": ["TYPE_UINT8"], "dims": [[32, 32, 1]]}]  # post-processed in the graph
     assert cfg["instance_group"] == [{"count": [2], "kind": ["KIND_CPU"]}]
     assert cfg["dynamic_batching"] == [{"preferred_batch_size": [[64, 256]], "max_queue_delay_microseconds": [100]}]
     assert "optimization" not in cfg
