@@ -28,8 +28,8 @@ _device_option = click.option("--device", type=click.Choice(DEVICES), default="c
 _threads_option = click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default: one per core).")
 
 
-def _load_generator(model: str, device: str, threads: int | None) -> Generator:
-    return load(model, device=device, threads=threads, kind="generator")
+def _load_generator(model: str, device: str, threads: int | None, *, spin: bool = True) -> Generator:
+    return load(model, device=device, threads=threads, kind="generator", spin=spin)
 
 
 def _labels_arg(gen: Generator, label: str | None, labels: str | None, n: int):
@@ -91,8 +91,9 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
     if ray_address is not None and out is None:
         raise click.UsageError("--ray writes a run: give --out DIR")
     here = device if ray_address is None else "cpu"  # with --ray the workers run on --device; here only checks and the grid
-    gen = _load_generator(model, here, threads)
-    upscaler = load(upscale_model, device=here, threads=threads, kind="upscaler") if upscale_model else None
+    # no busy-waiting onnxruntime threads: the PNG writers need the cores between calls (benchmarks/NOTES.md)
+    gen = _load_generator(model, here, threads, spin=False)
+    upscaler = load(upscale_model, device=here, threads=threads, kind="upscaler", spin=False) if upscale_model else None
     label_spec = _labels_arg(gen, label, labels, n) if n > 0 else None
     gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)  # checks only
     if grid is not None:
