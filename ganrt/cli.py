@@ -253,6 +253,9 @@ def info(model, as_json):
     if meta.num_classes:
         names = ", ".join(f"{i}={c}" for i, c in enumerate(meta.class_names)) or str(meta.num_classes)
         rows += [("classes", names)]
+    per = "input pixel" if meta.kind == "upscaler" else "image"
+    rows += [("precision", f"{m.precision} (output {m.output_type})"),
+             ("compute", f"{meta.flops / 1e6:,.2f} MFLOP per {per}" if meta.flops else "not stated in the file")]
     rows += [("value range", f"{meta.value_range[0]:g}..{meta.value_range[1]:g}"), ("training data", meta.training_data),
              ("ganrt version", meta.ganrt_version), ("description", meta.description)]
     if meta.training.get("test_accuracy") is not None:

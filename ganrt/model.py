@@ -72,6 +72,11 @@ class Model:
             return _PRECISIONS.get(kind, kind)
         return self.info.precision
 
+    @property
+    def output_type(self) -> str:
+        """Element type of the first output as onnxruntime names it, e.g. ``uint8`` or ``float``."""
+        return self._session.get_outputs()[0].type.removeprefix("tensor(").removesuffix(")")
+
     @cached_property
     def sha256(self) -> str:
         """Hex sha256 of the model file: ties every image and manifest to the exact weights."""
