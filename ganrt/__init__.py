@@ -14,7 +14,6 @@ from typing import Any
 
 from ._version import __version__
 from .classifier import Classifier
-from .cluster import ClusterConfig, generate_on_ray
 from .errors import (
     ClusterError,
     DeviceError,
@@ -36,6 +35,16 @@ from .metadata import ModelInfo
 from .writer import RunResult, generate_run
 
 MODELS_DIR = Path(__file__).parent / "models"
+_LAZY = {"ClusterConfig": "cluster", "generate_on_ray": "cluster"}  # imported on first use: keeps `import ganrt` light
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'ganrt' has no attribute {name!r}")
+
 DEFAULT_MODEL = "fashion-cgan"
 _CLASSES = {"generator": Generator, "classifier": Classifier, "upscaler": Upscaler}
 
