@@ -18,8 +18,11 @@ convolution of a DCGAN generator is first rewritten as an exactly equivalent Con
 An element-wise Relu right after a rewritten layer moves before the DepthToSpace (it commutes with
 moving pixels), so onnxruntime fuses it into the quantized Conv. Then
 ``onnxruntime.quantization.quantize_static`` makes a QDQ graph (int8 per-channel weights, uint8
-activations: the u8s8 VNNI path) calibrated on latents drawn from the model's own prior. The
-final Tanh and the in-graph uint8 post-processing stay in float.
+activations: the u8s8 VNNI path) calibrated on latents drawn from the model's own prior. The first
+layer and its inputs stay float (rounding the latent to 8 bits costs most of the accuracy, the layer
+~1% of the work); the last layer is int8 with Tanh's input quantized on a fixed [-3.5, 3.5]; Tanh
+and the in-graph uint8 post-processing stay float. A DequantizeLinear in front of a DepthToSpace/crop
+that feeds float ops is moved after them, so they move uint8 values.
 
 The gate: on ``check_n`` latents, the int8 images against the fp32 images (both uint8, as the
 runtime returns them) must reach ``min_psnr_db``, and where the bundled ``fashion-classifier`` fits
@@ -80,10 +83,15 @@ class QuantizeConfig:
     # The first layer in float: the latent (N, nz) -> (N, 16 C, 1, 1) matrix product, ~1% of the work;
     # quantizing z itself costs most of the accuracy (fashion-dcgan: 43.1 dB, 96.9% agreement -> 47.6 dB, 98.8%).
     keep_first_float: bool = True
-    # The last layer (-> Tanh) in float: 4 C <= 12 output channels, little work (fashion-cgan: 34.4 dB -> 46.3 dB).
-    keep_last_float: bool = True
+    # The last layer (-> Tanh) in float: accurate even with the calibrated pre-Tanh range, but its float
+    # Conv, layout reorder and dequantized input cost ~15% of the int8 time (DCGAN-64).
+    keep_last_float: bool = False
+    # With the last layer in int8: Tanh's input quantized on [-r, r] instead of the calibrated range, whose
+    # saturated tails (|x| >> 3, where tanh is flat) waste the 256 levels; 0 = calibrated. tanh(3.5) = 0.998:
+    # clipping costs < 0.3 of 255 levels. fashion-cgan: calibrated 34.5 dB, r 2.5 43.2 dB, 3.5 48.5 dB, 5 47.6 dB.
+    pre_tanh_range: float = 3.5
     classifier: str = CLASSIFIER  # model name or path judging agreement where its image shape fits; "" = none
-    rewrite: str = "phase"  # phase: 2x2 Conv + DepthToSpace + crop; conv3x3: 3x3 Conv + DepthToSpace
+    rewrite: str = "phase"  # see REWRITES: phase (2x2 Conv, DepthToSpace, crop), split (four 2x2 Convs, Concat), conv3x3
 
 
 # --- the exact rewrite ------------------------------------------------------------------------------
@@ -130,12 +138,44 @@ def _is_from_1x1(a: dict[str, Any], w: np.ndarray, in_shape: list | None) -> boo
             and not any(a.get("output_padding", [0, 0])))
 
 
+REWRITES = ("phase", "split", "conv3x3")
+
+
+def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, users: list[onnx.NodeProto], graph: onnx.GraphProto,
+                  new_inits: list[onnx.TensorProto], moved: set[int]) -> list[onnx.NodeProto]:
+    """Four 2x2 Convs, one per output phase (py, px), each padded on its own sides (pads top 1 - py,
+    left 1 - px, bottom py, right px) so it makes exactly (H, W): the original multiply-adds, no crop;
+    Concat in DepthToSpace DCR order (block 2 py + px) and DepthToSpace."""
+    p = f"{node.name or node.output[0]}_rw"
+    out = node.output[0]
+    relu = users[0] if len(users) == 1 and users[0].op_type == "Relu" else None
+    final = relu.output[0] if relu is not None else out
+    if relu is not None:
+        moved.add(id(relu))
+    nodes, phases = [], []
+    for py in (0, 1):
+        for px in (0, 1):
+            q = f"{p}{py}{px}"
+            wp = w[:, :, _PHASE_TAPS[py]][:, :, :, _PHASE_TAPS[px]].transpose(1, 0, 2, 3)  # (Cout, Cin, 2, 2)
+            new_inits += [onnx.numpy_helper.from_array(np.ascontiguousarray(wp, np.float32), f"{q}_w"),
+                          onnx.numpy_helper.from_array(bias.astype(np.float32), f"{q}_b")]
+            nodes.append(helper.make_node("Conv", [node.input[0], f"{q}_w", f"{q}_b"], [f"{q}_conv"], name=f"{q}_conv",
+                                          kernel_shape=[2, 2], pads=[1 - py, 1 - px, py, px]))
+            phases.append(f"{q}_conv")
+            if relu is not None:
+                nodes.append(helper.make_node("Relu", [f"{q}_conv"], [f"{q}_relu"], name=f"{q}_relu"))
+                phases[-1] = f"{q}_relu"
+    nodes.append(helper.make_node("Concat", phases, [f"{p}_cat"], name=f"{p}_cat", axis=1))  # (N, 4 Cout, H, W)
+    nodes.append(helper.make_node("DepthToSpace", [f"{p}_cat"], [final], name=f"{p}_d2s", blocksize=2, mode="DCR"))
+    return nodes
+
+
 def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tuple[onnx.ModelProto, int]:
     """(a copy of ``proto`` with its generator ConvTransposes as Conv + DepthToSpace, how many were rewritten).
 
     Exact up to float summation order. Other ConvTransposes are left as they are."""
-    if mode not in ("phase", "conv3x3"):
-        raise QuantizationError(f"rewrite mode must be phase or conv3x3, got {mode!r}")
+    if mode not in REWRITES:
+        raise QuantizationError(f"rewrite mode must be one of {', '.join(REWRITES)}, got {mode!r}")
     proto = onnx.shape_inference.infer_shapes(proto)
     graph = proto.graph
     inits = {t.name: t for t in graph.initializer}
@@ -159,6 +199,10 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
         w = onnx.numpy_helper.to_array(inits[node.input[1]])  # (Cin, Cout, kH, kW)
         cout = w.shape[1]
         bias = onnx.numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros(cout, w.dtype)
+        if _is_up2(a, w) and mode == "split":
+            count += 1
+            nodes += _split_phases(node, w, bias, consumers.get(node.output[0], []), graph, new_inits, moved)
+            continue
         if _is_up2(a, w):
             block = 2
             if mode == "phase":
@@ -291,7 +335,18 @@ def _float_nodes(graph: onnx.GraphProto, *, config: QuantizeConfig) -> list[str]
     return names
 
 
-_MOVERS = ("DepthToSpace", "Slice")  # ops that only move (or drop) values: they commute with a per-tensor DequantizeLinear
+_MOVERS = ("DepthToSpace", "Slice")
+
+
+def _last_conv_tensors(graph: onnx.GraphProto) -> list[str]:
+    """The last Conv's output and the outputs of the DepthToSpace/Slice after it: (N, C, S, S) before Tanh."""
+    last = [i for i, n in enumerate(graph.node) if n.op_type == "Conv"][-1]
+    names = [graph.node[last].output[0]]
+    for node in graph.node[last + 1 :]:
+        if node.op_type not in _MOVERS or node.input[0] != names[-1]:
+            break
+        names.append(node.output[0])
+    return names  # ops that only move (or drop) values: they commute with a per-tensor DequantizeLinear
 
 
 def _sink_dequantize(graph: onnx.GraphProto) -> int:
@@ -345,6 +400,10 @@ def quantize_graph(proto: onnx.ModelProto, info: ModelInfo, *, config: QuantizeC
         raise QuantizationError(f"{source}: no ConvTranspose of the DCGAN shape to rewrite")
     rewrite_diff = check_rewrite(proto, rewritten, info)
     excluded = _float_nodes(rewritten.graph, config=config)
+    overrides = {}
+    if config.pre_tanh_range > 0 and not config.keep_last_float:
+        r = float(config.pre_tanh_range)
+        overrides = {name: [{"rmin": np.float32(-r), "rmax": np.float32(r)}] for name in _last_conv_tensors(rewritten.graph)}
     act = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}.get(config.activation_type)
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}.get(config.calibrate_method)
@@ -359,7 +418,8 @@ def quantize_graph(proto: onnx.ModelProto, info: ModelInfo, *, config: QuantizeC
             quantize_static(str(src), str(dst), _Calibration(info, config), quant_format=QuantFormat.QDQ,
                             activation_type=act, weight_type=QuantType.QInt8, per_channel=True,
                             calibrate_method=method, nodes_to_exclude=excluded,
-                            extra_options={"ActivationSymmetric": config.activation_type == "int8"})
+                            extra_options={"ActivationSymmetric": config.activation_type == "int8",
+                                           "TensorQuantOverrides": overrides})
         except Exception as exc:  # onnxruntime.quantization raises plain exceptions of many kinds
             raise QuantizationError(f"{source}: onnxruntime.quantization failed: {str(exc).splitlines()[0][:200]}") from None
         finally:

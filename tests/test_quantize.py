@@ -16,6 +16,7 @@ from ganrt.errors import ModelKindError, OutputError, ParameterError
 
 from export.quantize import (
     QuantizationError,
+    REWRITES,
     QuantizeConfig,
     _Calibration,
     _info,
@@ -35,7 +36,7 @@ def cgan_int8(cgan_path, tmp_path_factory) -> tuple[Path, dict]:
     return out, quantize_file(cgan_path, out, config=FAST)
 
 
-@pytest.mark.parametrize("mode", ["phase", "conv3x3"])
+@pytest.mark.parametrize("mode", REWRITES)
 @pytest.mark.parametrize("which", ["cgan_path", "dcgan_path"])
 def test_rewrite_is_exact(which, mode, request):
     proto = onnx.load(request.getfixturevalue(which))
