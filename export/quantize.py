@@ -440,7 +440,8 @@ def quantize_generator(data: bytes, *, config: QuantizeConfig = QuantizeConfig()
                                                   "calibrate_method": config.calibrate_method,
                                                   "activation_type": config.activation_type, "weight_type": "int8 per-channel",
                                                   "rewrite": config.rewrite, "keep_first_float": config.keep_first_float,
-                                                  "keep_last_float": config.keep_last_float}}
+                                                  "keep_last_float": config.keep_last_float,
+                                                  "pre_tanh_range": config.pre_tanh_range}}
     qinfo = dataclasses.replace(info, precision="int8", training=training)
     qproto.producer_name, qproto.producer_version, qproto.doc_string = proto.producer_name, proto.producer_version, proto.doc_string
     del qproto.metadata_props[:]
