@@ -141,17 +141,12 @@ def _is_from_1x1(a: dict[str, Any], w: np.ndarray, in_shape: list | None) -> boo
 REWRITES = ("phase", "split", "conv3x3")
 
 
-def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, users: list[onnx.NodeProto], graph: onnx.GraphProto,
-                  new_inits: list[onnx.TensorProto], moved: set[int]) -> list[onnx.NodeProto]:
+def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, *, relu: bool, final: str,
+                  new_inits: list[onnx.TensorProto]) -> list[onnx.NodeProto]:
     """Four 2x2 Convs, one per output phase (py, px), each padded on its own sides (pads top 1 - py,
     left 1 - px, bottom py, right px) so it makes exactly (H, W): the original multiply-adds, no crop;
-    Concat in DepthToSpace DCR order (block 2 py + px) and DepthToSpace."""
+    Concat in DepthToSpace DCR order (block 2 py + px) and DepthToSpace into ``final``."""
     p = f"{node.name or node.output[0]}_rw"
-    out = node.output[0]
-    relu = users[0] if len(users) == 1 and users[0].op_type == "Relu" else None
-    final = relu.output[0] if relu is not None else out
-    if relu is not None:
-        moved.add(id(relu))
     nodes, phases = [], []
     for py in (0, 1):
         for px in (0, 1):
@@ -162,7 +157,7 @@ def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, users: 
             nodes.append(helper.make_node("Conv", [node.input[0], f"{q}_w", f"{q}_b"], [f"{q}_conv"], name=f"{q}_conv",
                                           kernel_shape=[2, 2], pads=[1 - py, 1 - px, py, px]))
             phases.append(f"{q}_conv")
-            if relu is not None:
+            if relu:
                 nodes.append(helper.make_node("Relu", [f"{q}_conv"], [f"{q}_relu"], name=f"{q}_relu"))
                 phases[-1] = f"{q}_relu"
     nodes.append(helper.make_node("Concat", phases, [f"{p}_cat"], name=f"{p}_cat", axis=1))  # (N, 4 Cout, H, W)
@@ -187,10 +182,11 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
             consumers.setdefault(name, []).append(node)
     new_inits: list[onnx.TensorProto] = []
     nodes: list[onnx.NodeProto] = []
-    moved: set[int] = set()  # ids of Relu nodes placed right after their Conv
+    graph_outputs = {o.name for o in graph.output}
+    moved: set[str] = set()  # outputs of the Relu nodes placed right after their Conv
     count = 0
     for node in graph.node:
-        if id(node) in moved:
+        if node.op_type == "Relu" and node.output[0] in moved:
             continue
         if node.op_type != "ConvTranspose" or node.input[1] not in inits:
             nodes.append(node)
@@ -199,9 +195,20 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
         w = onnx.numpy_helper.to_array(inits[node.input[1]])  # (Cin, Cout, kH, kW)
         cout = w.shape[1]
         bias = onnx.numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros(cout, w.dtype)
+        if not _is_up2(a, w) and not _is_from_1x1(a, w, shapes.get(node.input[0])):
+            nodes.append(node)
+            continue
+        count += 1
+        out = node.output[0]
+        users = consumers.get(out, [])
+        # a lone Relu after the layer is element-wise: it commutes with DepthToSpace and the crop, and
+        # placed right after the Conv it fuses into the quantized Conv
+        relu = users[0] if len(users) == 1 and users[0].op_type == "Relu" and out not in graph_outputs else None
+        final = relu.output[0] if relu is not None else out
+        if relu is not None:
+            moved.add(final)
         if _is_up2(a, w) and mode == "split":
-            count += 1
-            nodes += _split_phases(node, w, bias, consumers.get(node.output[0], []), graph, new_inits, moved)
+            nodes += _split_phases(node, w, bias, relu=relu is not None, final=final, new_inits=new_inits)
             continue
         if _is_up2(a, w):
             block = 2
@@ -211,26 +218,17 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
                 wc, conv_attrs = _conv3x3_weight(w), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
             # phase: DepthToSpace puts phase 1 first, so the (2H + 2)^2 result is cropped by one pixel
             crop = mode == "phase"
-        elif _is_from_1x1(a, w, shapes.get(node.input[0])):
+        else:  # from 1x1
             block = w.shape[2]
             # (Cin, Cout, k, k) -> (k, k, Cout, Cin): channel (y k + x) Cout + o, DCR order
             wc = w.transpose(2, 3, 1, 0).reshape(block * block * cout, w.shape[0], 1, 1)
             conv_attrs, crop = dict(kernel_shape=[1, 1]), False
-        else:
-            nodes.append(node)
-            continue
-        count += 1
         p = f"{node.name or node.output[0]}_rw"
         new_inits += [onnx.numpy_helper.from_array(np.ascontiguousarray(wc, np.float32), f"{p}_w"),
                       onnx.numpy_helper.from_array(np.tile(bias, block * block).astype(np.float32), f"{p}_b")]
-        out = node.output[0]
-        users = consumers.get(out, [])
-        relu = users[0] if len(users) == 1 and users[0].op_type == "Relu" and out not in [o.name for o in graph.output] else None
-        final = relu.output[0] if relu is not None else out
         conv_out = f"{p}_conv"  # (N, block^2 Cout, H', W')
         nodes.append(helper.make_node("Conv", [node.input[0], f"{p}_w", f"{p}_b"], [conv_out], name=f"{p}_conv", **conv_attrs))
-        if relu is not None:  # element-wise: commutes with DepthToSpace and the crop; fuses into the Conv
-            moved.add(id(relu))
+        if relu is not None:
             nodes.append(helper.make_node("Relu", [conv_out], [f"{p}_relu"], name=f"{p}_relu"))
             conv_out = f"{p}_relu"
         d2s_out = f"{p}_d2s" if crop else final  # (N, Cout, block H', block W')
