@@ -139,9 +139,17 @@ def _is_from_1x1(a: dict[str, Any], w: np.ndarray, in_shape: list | None) -> boo
 
 
 REWRITES = ("phase", "split", "conv3x3")
+_ACTIVATIONS = ("Relu", "LeakyRelu")  # element-wise, moved from after the layer to right after its Conv
 
 
-def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, *, relu: bool, final: str,
+def _activation(like: onnx.NodeProto, source: str, target: str) -> onnx.NodeProto:
+    """A copy of the activation node ``like`` (same op and attributes) from ``source`` to ``target``."""
+    node = helper.make_node(like.op_type, [source], [target], name=target)
+    node.attribute.extend(like.attribute)
+    return node
+
+
+def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, *, act: onnx.NodeProto | None, final: str,
                   new_inits: list[onnx.TensorProto]) -> list[onnx.NodeProto]:
     """Four 2x2 Convs, one per output phase (py, px), each padded on its own sides (pads top 1 - py,
     left 1 - px, bottom py, right px) so it makes exactly (H, W): the original multiply-adds, no crop;
@@ -157,8 +165,8 @@ def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, *, relu
             nodes.append(helper.make_node("Conv", [node.input[0], f"{q}_w", f"{q}_b"], [f"{q}_conv"], name=f"{q}_conv",
                                           kernel_shape=[2, 2], pads=[1 - py, 1 - px, py, px]))
             phases.append(f"{q}_conv")
-            if relu:
-                nodes.append(helper.make_node("Relu", [f"{q}_conv"], [f"{q}_relu"], name=f"{q}_relu"))
+            if act is not None:
+                nodes.append(_activation(act, f"{q}_conv", f"{q}_relu"))
                 phases[-1] = f"{q}_relu"
     nodes.append(helper.make_node("Concat", phases, [f"{p}_cat"], name=f"{p}_cat", axis=1))  # (N, 4 Cout, H, W)
     nodes.append(helper.make_node("DepthToSpace", [f"{p}_cat"], [final], name=f"{p}_d2s", blocksize=2, mode="DCR"))
@@ -186,7 +194,7 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
     moved: set[str] = set()  # outputs of the Relu nodes placed right after their Conv
     count = 0
     for node in graph.node:
-        if node.op_type == "Relu" and node.output[0] in moved:
+        if node.op_type in _ACTIVATIONS and node.output[0] in moved:
             continue
         if node.op_type != "ConvTranspose" or node.input[1] not in inits:
             nodes.append(node)
@@ -203,12 +211,12 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
         users = consumers.get(out, [])
         # a lone Relu after the layer is element-wise: it commutes with DepthToSpace and the crop, and
         # placed right after the Conv it fuses into the quantized Conv
-        relu = users[0] if len(users) == 1 and users[0].op_type == "Relu" and out not in graph_outputs else None
-        final = relu.output[0] if relu is not None else out
-        if relu is not None:
+        act = users[0] if len(users) == 1 and users[0].op_type in _ACTIVATIONS and out not in graph_outputs else None
+        final = act.output[0] if act is not None else out
+        if act is not None:
             moved.add(final)
         if _is_up2(a, w) and mode == "split":
-            nodes += _split_phases(node, w, bias, relu=relu is not None, final=final, new_inits=new_inits)
+            nodes += _split_phases(node, w, bias, act=act, final=final, new_inits=new_inits)
             continue
         if _is_up2(a, w):
             block = 2
@@ -228,8 +236,8 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
                       onnx.numpy_helper.from_array(np.tile(bias, block * block).astype(np.float32), f"{p}_b")]
         conv_out = f"{p}_conv"  # (N, block^2 Cout, H', W')
         nodes.append(helper.make_node("Conv", [node.input[0], f"{p}_w", f"{p}_b"], [conv_out], name=f"{p}_conv", **conv_attrs))
-        if relu is not None:
-            nodes.append(helper.make_node("Relu", [conv_out], [f"{p}_relu"], name=f"{p}_relu"))
+        if act is not None:
+            nodes.append(_activation(act, conv_out, f"{p}_relu"))
             conv_out = f"{p}_relu"
         d2s_out = f"{p}_d2s" if crop else final  # (N, Cout, block H', block W')
         nodes.append(helper.make_node("DepthToSpace", [conv_out], [d2s_out], name=f"{p}_d2s", blocksize=block, mode="DCR"))

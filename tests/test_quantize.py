@@ -122,3 +122,25 @@ def test_export_precision_is_checked_before_any_work(tmp_path):
 
     with pytest.raises(ParameterError, match="precision must be one of float32, int8"):
         export_checkpoint(tmp_path / "missing.pt", tmp_path / "x.onnx", name="x", precision="fp16")
+
+
+def test_rewrite_moves_leaky_relu_and_stays_exact():
+    """--g-leaky generators: the LeakyRelu (with its slope) moves before DepthToSpace like a Relu."""
+    import torch
+
+    from export.config import GANConfig, TrainConfig
+    from export.models import Generator
+    from export.onnx import export_module
+    from export.train import Checkpoint
+
+    cfg = GANConfig(ngf=4, nz=8, num_classes=0, g_leaky=True)
+    torch.manual_seed(0)
+    ck = Checkpoint(kind="gan", model_config=cfg, train_config=TrainConfig(), epoch=0, state={}, history=[], class_names=(),
+                    data="none", train_seconds=0.0, path=Path("-"))
+    proto = onnx.load_from_string(export_module(Generator(cfg).eval(), ck, name="leaky")[0])
+    rewritten, count = rewrite_conv_transpose(proto)
+    leaky = [n for n in rewritten.graph.node if n.op_type == "LeakyRelu"]
+    assert count == 4 and len(leaky) == 3 and all(n.attribute[0].f == pytest.approx(0.2) for n in leaky)
+    names = [n.op_type for n in rewritten.graph.node]
+    assert names[names.index("LeakyRelu") - 1] == "Conv"
+    assert check_rewrite(proto, rewritten, _info(proto, "leaky"), batch_sizes=(2,)) <= 1e-5
