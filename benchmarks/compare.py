@@ -8,6 +8,8 @@ Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x2
   graph as it comes), float output turned into uint8 in numpy: what a user writes by hand;
 - ``ganrt``: the runtime as shipped (``Generator.sample`` / ``Upscaler.upscale``).
 - ``torch-compile`` (``--compile``, or always with ``--device cuda``): ``torch.compile`` of the eager model.
+- ``ganrt-int8`` (``--int8``, generators): the int8 variant of the ganrt file (``export.quantize``),
+  made in the run; one the quality gate refuses is timed all the same and its records say so.
 
 Models: the bundled ``fashion-cgan``; the canonical DCGAN at 64x64x3 (nz 100, widths 64) from a
 fixed seed, throughput only; the bundled ``sr-x4`` on a 256x256 crop of scikit-image's astronaut.
@@ -71,7 +73,7 @@ class Subject:
     """One model under test: its torch module, plain export, ganrt model, and per-backend callables."""
 
     def __init__(self, name: str, model: torch.nn.Module, ck: Checkpoint, ganrt_path: Path, *, threads: int, device: str,
-                 compile_: bool, note: str = "") -> None:
+                 compile_: bool, note: str = "", int8_path: Path | None = None) -> None:
         self.name, self.note, self.ck = name, note, ck
         self.kind = ck.kind
         self.flops = count_flops(model, ck) * (SR_INPUT * SR_INPUT if ck.kind == "sr" else 1)  # per image
@@ -88,6 +90,7 @@ class Subject:
         opts.intra_op_num_threads = threads  # the same thread count as torch; nothing else changed
         self.naive = ort.InferenceSession(plain, sess_options=opts, providers=providers)
         self.ganrt = ganrt.load(ganrt_path, device=device, threads=threads)
+        self.int8 = ganrt.load(int8_path, device=device, threads=threads) if int8_path else None
         self.photo = _photo() if ck.kind == "sr" else None
         self._count = 0
 
@@ -96,6 +99,8 @@ class Subject:
         out = {"torch": lambda b: self._torch(self.torch_model, b), "ort-naive": self._naive, "ganrt": self._ganrt}
         if self.compiled is not None:
             out["torch-compile"] = lambda b: self._torch(self.compiled, b)
+        if self.int8 is not None:
+            out["ganrt-int8"] = lambda b: self._ganrt(b, self.int8)
         return out
 
     def _torch(self, model, b: int) -> np.ndarray:
@@ -122,11 +127,12 @@ class Subject:
         (y,) = self.naive.run(None, feeds)
         return float_to_uint8(y, (-1.0, 1.0))
 
-    def _ganrt(self, b: int) -> np.ndarray:
+    def _ganrt(self, b: int, model=None) -> np.ndarray:
+        model = model or self.ganrt
         if self.kind == "sr":
-            return self.ganrt.upscale_many(np.repeat(self.photo[None], b, 0))
+            return model.upscale_many(np.repeat(self.photo[None], b, 0))
         self._count += b
-        return self.ganrt.sample(b, seed=0, start=self._count, batch_size=b)
+        return model.sample(b, seed=0, start=self._count, batch_size=b)
 
 
 def _gan_example(ck: Checkpoint) -> dict[str, np.ndarray]:
@@ -143,7 +149,28 @@ def _photo() -> np.ndarray:
     return np.ascontiguousarray(skimage.data.astronaut()[:SR_INPUT, 100 : 100 + SR_INPUT])  # (256, 256, 3) uint8
 
 
-def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_: bool) -> list[Subject]:
+def int8_variant(float_path: Path, tmp: Path) -> tuple[Path, dict]:
+    """(path of the int8 variant of ``float_path`` written to ``tmp``, its quality). A variant the gate
+    refuses is written all the same, for timing only: its quality says ``refused`` and why."""
+    import onnx
+
+    from export.quantize import QuantizationError, QuantizeConfig, _info, quantize_generator, quantize_graph
+
+    data = float_path.read_bytes()
+    try:
+        qdata, report = quantize_generator(data, config=QuantizeConfig(), source=float_path.name)
+        quality = {k: report[k] for k in ("psnr_db", "classifier_agreement", "check_n")}
+    except QuantizationError as exc:
+        proto = onnx.load_from_string(data)
+        qdata = quantize_graph(proto, _info(proto, float_path.name), config=QuantizeConfig())[0].SerializeToString()
+        quality = {"refused": str(exc)}
+    out = tmp / f"{float_path.stem}-int8.onnx"
+    atomic_write(out, qdata)
+    return out, quality
+
+
+def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_: bool, int8: bool = False,
+             log=print) -> list[Subject]:
     out = []
     for name in names:
         if name == "dcgan-64":
@@ -151,23 +178,29 @@ def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_
             data, _ = export_module(model, ck, name="dcgan-64", description="canonical DCGAN 64x64x3, random weights")
             path = tmp / "dcgan-64.onnx"
             atomic_write(path, data)
-            out.append(Subject(name, model, ck, path, threads=threads, device=device, compile_=compile_, note="throughput only"))
+            note = "throughput only"
         else:
             path = ganrt.resolve_model(name)
             model, info = torch_twin(path)
-            out.append(Subject(name, model, _twin_checkpoint(info), path, threads=threads, device=device, compile_=compile_))
+            ck, note = _twin_checkpoint(info), ""
+        int8_path = None
+        if int8 and ck.kind == "gan":
+            int8_path, quality = int8_variant(path, tmp)
+            log(f"{name}: int8 variant {quality}")
+            note = "; ".join(filter(None, [note, "int8 refused by the gate" if "refused" in quality else ""]))
+        out.append(Subject(name, model, ck, path, threads=threads, device=device, compile_=compile_, note=note, int8_path=int8_path))
     return out
 
 
 def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str, rounds: int, min_seconds: float,
-        compile_: bool, log=print) -> tuple[list[Record], float]:
+        compile_: bool, int8: bool = False, log=print) -> tuple[list[Record], float]:
     torch.set_num_threads(threads)
     gemm = gemm_gflops(threads=threads)
     log(f"onnxruntime MatMul 2048^2 fp32, {threads} threads: {gemm:.1f} GFLOP/s")
     sampler = RssSampler()
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_):
+        for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_, int8=int8, log=log):
             for b in batch_sizes:
                 if s.kind == "sr" and b > SR_MAX_BATCH:
                     continue
@@ -194,13 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None, help="minimum seconds per backend per round")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (always on with --device cuda)")
+    p.add_argument("--int8", action="store_true", help="also time each generator's int8 variant (export.quantize)")
     a = p.parse_args(argv)
     batch_sizes = [int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else ([1, 64] if a.quick else list(DEFAULT_BATCH_SIZES))
     rounds = a.rounds or (3 if a.quick else 5)
     seconds = a.seconds or (0.25 if a.quick else 1.0)
     t0 = time.perf_counter()
     records, gemm = run(models=a.models.split(","), batch_sizes=batch_sizes, threads=a.threads, device=a.device, rounds=rounds,
-                        min_seconds=seconds, compile_=a.compile or a.device == "cuda", log=lambda m: print(m, file=sys.stderr))
+                        min_seconds=seconds, compile_=a.compile or a.device == "cuda", int8=a.int8, log=lambda m: print(m, file=sys.stderr))
     info = {**machine(), "torch": torch.__version__, "threads": a.threads, "device": a.device, "gemm_gflops": gemm,
             "rounds": rounds, "min_seconds": seconds, "seconds_total": round(time.perf_counter() - t0, 1),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -18,7 +18,7 @@ import onnx.numpy_helper
 import torch
 
 from ganrt._version import __version__
-from ganrt.errors import GanrtError, OutputError
+from ganrt.errors import GanrtError, OutputError, ParameterError
 from ganrt.images import atomic_write, float_to_uint8
 from ganrt.latent import sample_latents
 from ganrt.metadata import METADATA_KEY, ModelInfo
@@ -30,6 +30,7 @@ from .train import Checkpoint, load_checkpoint
 OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
 PARITY_BATCH_SIZES = (1, 3, 8)
 PARITY_TOLERANCE = 1e-4  # max abs difference, on outputs in [-1, 1] (or logits)
+EXPORT_PRECISIONS = ("float32", "int8")  # int8: generators only, see export/quantize.py
 
 
 class ParityError(GanrtError, RuntimeError):
@@ -213,19 +214,33 @@ def export_checkpoint(
     name: str,
     description: str = "",
     overwrite: bool = False,
+    precision: str = "float32",
 ) -> dict[str, Any]:
-    """Export a training checkpoint to a ganrt ONNX file; the file is written only if parity holds."""
+    """Export a training checkpoint to a ganrt ONNX file; the file is written only if parity holds
+    (and, for ``precision="int8"``, only if the int8 variant passes ``export.quantize``'s quality gate)."""
     output = Path(output)
+    check_output(output, overwrite=overwrite)
+    if precision not in EXPORT_PRECISIONS:
+        raise ParameterError(f"precision must be one of {', '.join(EXPORT_PRECISIONS)}, got {precision!r}")
+    ck = load_checkpoint(checkpoint)
+    data, report = export_module(_model_from_checkpoint(ck), ck, name=name, description=description)
+    if precision == "int8":
+        from .quantize import quantize_generator
+
+        data, report["quantization"] = quantize_generator(data, source=str(checkpoint))
+        report["info"] = report["quantization"]["info"]
+    atomic_write(output, data)
+    return report
+
+
+def check_output(output: Path, *, overwrite: bool) -> None:
+    """OutputError unless ``output`` is a new .onnx file in an existing folder (or ``overwrite``)."""
     if output.suffix != ".onnx":
         raise OutputError(f"output {output} must end in .onnx")
     if output.exists() and not overwrite:
         raise OutputError(f"{output} exists; pass --overwrite to replace it")
     if not output.parent.is_dir():
         raise OutputError(f"folder {output.parent} does not exist")
-    ck = load_checkpoint(checkpoint)
-    data, report = export_module(_model_from_checkpoint(ck), ck, name=name, description=description)
-    atomic_write(output, data)
-    return report
 
 
 def export_module(model: torch.nn.Module, ck: Checkpoint, *, name: str, description: str = "") -> tuple[bytes, dict[str, Any]]:
