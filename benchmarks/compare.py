@@ -8,8 +8,9 @@ Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x2
   graph as it comes), float output turned into uint8 in numpy: what a user writes by hand;
 - ``ganrt``: the runtime as shipped (``Generator.sample`` / ``Upscaler.upscale``).
 - ``torch-compile`` (``--compile``, or always with ``--device cuda``): ``torch.compile`` of the eager model.
-- ``ganrt-int8`` (``--int8``, generators): the int8 variant of the ganrt file (``export.quantize``),
-  made in the run; one the quality gate refuses is timed all the same and its records say so.
+- ``ganrt-int8`` (``--int8``): the bundled int8 variant (``NAME-int8``), or one made in the run by
+  ``export.quantize``; a generator variant the quality gate refuses is timed all the same and its
+  records say so.
 
 Models: the bundled ``fashion-cgan``; the canonical DCGAN at 64x64x3 (nz 100, widths 64) from a
 fixed seed, throughput only; the bundled ``sr-x4`` on a 256x256 crop of scikit-image's astronaut.
@@ -150,18 +151,27 @@ def _photo() -> np.ndarray:
 
 
 def int8_variant(float_path: Path, tmp: Path) -> tuple[Path, dict]:
-    """(path of the int8 variant of ``float_path`` written to ``tmp``, its quality). A variant the gate
-    refuses is written all the same, for timing only: its quality says ``refused`` and why."""
+    """(path of the int8 variant of ``float_path``, its quality): the bundled ``NAME-int8`` when there is
+    one (as shipped), else made in ``tmp`` by ``export.quantize``. A generator variant the gate refuses
+    is written all the same, for timing only: its quality says ``refused`` and why."""
     import onnx
 
-    from export.quantize import QuantizationError, QuantizeConfig, _info, quantize_generator, quantize_graph
+    from export.quantize import QuantizationError, QuantizeConfig, _info, quantize_generator, quantize_graph, quantize_upscaler
 
+    bundled = ganrt.available_models().get(f"{float_path.stem}-int8")
+    if bundled is not None:
+        info = ganrt.load(bundled).info
+        return bundled, {k: v for k, v in info.training.get("quantization", {}).items() if k in ("psnr_db", "classifier_agreement")}
     data = float_path.read_bytes()
+    proto = onnx.load_from_string(data)
+    kind = _info(proto, float_path.name, kinds=("generator", "upscaler")).kind
     try:
-        qdata, report = quantize_generator(data, config=QuantizeConfig(), source=float_path.name)
-        quality = {k: report[k] for k in ("psnr_db", "classifier_agreement", "check_n")}
+        quantize = quantize_upscaler if kind == "upscaler" else quantize_generator
+        qdata, report = quantize(data, config=QuantizeConfig(), source=float_path.name)
+        quality = {k: report[k] for k in ("psnr_db", "classifier_agreement", "check_n", "check_photos") if k in report}
     except QuantizationError as exc:
-        proto = onnx.load_from_string(data)
+        if kind == "upscaler":
+            raise
         qdata = quantize_graph(proto, _info(proto, float_path.name), config=QuantizeConfig())[0].SerializeToString()
         quality = {"refused": str(exc)}
     out = tmp / f"{float_path.stem}-int8.onnx"
@@ -184,7 +194,7 @@ def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_
             model, info = torch_twin(path)
             ck, note = _twin_checkpoint(info), ""
         int8_path = None
-        if int8 and ck.kind == "gan":
+        if int8:
             int8_path, quality = int8_variant(path, tmp)
             log(f"{name}: int8 variant {quality}")
             note = "; ".join(filter(None, [note, "int8 refused by the gate" if "refused" in quality else ""]))
@@ -227,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None, help="minimum seconds per backend per round")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (always on with --device cuda)")
-    p.add_argument("--int8", action="store_true", help="also time each generator's int8 variant (export.quantize)")
+    p.add_argument("--int8", action="store_true", help="also time each model's int8 variant (bundled NAME-int8, or made by export.quantize)")
     a = p.parse_args(argv)
     batch_sizes = [int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else ([1, 64] if a.quick else list(DEFAULT_BATCH_SIZES))
     rounds = a.rounds or (3 if a.quick else 5)

@@ -159,6 +159,8 @@ def export_cmd(checkpoint, output, name, description, overwrite, precision):
 
 
 def _quality_line(report: dict) -> str:
+    if "check_photos" in report:  # an upscaler
+        return f"int8 vs float32 on the {report['check_photos']} held-out photos, upscaled: PSNR {report['psnr_db']:.2f} dB"
     agreement = report["classifier_agreement"]
     judged = f", classifier agreement {agreement:.2%}" if agreement is not None else " (no classifier fits these images)"
     return f"int8 vs float32 on {report['check_n']} images: PSNR {report['psnr_db']:.2f} dB{judged}"
@@ -173,16 +175,18 @@ def _quality_line(report: dict) -> str:
               help="Classifier (name or file) whose predictions must agree, where its image shape fits; '' for none.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def quantize_cmd(input, output, calibration_n, check_n, classifier, overwrite):
-    """Write an int8 variant of the float32 generator INPUT (a ganrt file) to OUTPUT.onnx.
+    """Write an int8 variant of the float32 generator or upscaler INPUT (a ganrt file) to OUTPUT.onnx.
 
-    Refused, and nothing written, unless its images reach 35 dB PSNR to the float32 images and the
-    bundled fashion-classifier (for 32x32x1 images) agrees on 99% of them."""
+    Refused, and nothing written, unless its images reach 35 dB PSNR to the float32 images and (for
+    generators of 32x32x1 images) the bundled fashion-classifier agrees on 99% of them. Upscalers are
+    judged on the held-out photos, upscaled whole."""
     from .quantize import QuantizeConfig, quantize_file
 
     report = quantize_file(input, output, config=QuantizeConfig(calibration_n=calibration_n, check_n=check_n, classifier=classifier),
                            overwrite=overwrite)
-    click.echo(f"wrote {output}: {report['rewritten']} ConvTranspose rewritten (max abs diff {report['rewrite_max_abs_diff']:.1e}); "
-               + _quality_line(report))
+    rewritten = (f"{report['rewritten']} ConvTranspose rewritten (max abs diff {report['rewrite_max_abs_diff']:.1e}); "
+                 if "rewritten" in report else "")
+    click.echo(f"wrote {output}: {rewritten}{_quality_line(report)}")
 
 
 @cli.command("sr-eval")

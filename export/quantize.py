@@ -284,13 +284,13 @@ def check_rewrite(original: onnx.ModelProto, rewritten: onnx.ModelProto, info: M
 
 # --- quantization -----------------------------------------------------------------------------------
 
-def _info(proto: onnx.ModelProto, source: str) -> ModelInfo:
+def _info(proto: onnx.ModelProto, source: str, *, kinds: tuple[str, ...] = ("generator",)) -> ModelInfo:
     meta = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY not in meta:
         raise QuantizationError(f"{source} has no ganrt metadata: quantize a file made by ganrt-export")
     info = ModelInfo.from_json(meta[METADATA_KEY], source=source)
-    if info.kind != "generator":
-        raise ModelKindError(f"{source} is a {info.kind}; int8 variants are made for generators")
+    if info.kind not in kinds:
+        raise ModelKindError(f"{source} is a {info.kind}; int8 variants are made for {' and '.join(k + 's' for k in kinds)}")
     if info.precision != "float32":
         raise QuantizationError(f"{source} is already {info.precision}; quantize its float32 file")
     return info
@@ -449,12 +449,17 @@ def quantize_generator(data: bytes, *, config: QuantizeConfig = QuantizeConfig()
                                                   "keep_last_float": config.keep_last_float,
                                                   "pre_tanh_range": config.pre_tanh_range}}
     qinfo = dataclasses.replace(info, precision="int8", training=training)
+    out = _with_metadata(qproto, proto, qinfo)
+    return out, {"info": qinfo, "bytes": len(out), "rewritten": count, "rewrite_max_abs_diff": rewrite_diff, **scores}
+
+
+def _with_metadata(qproto: onnx.ModelProto, proto: onnx.ModelProto, qinfo: ModelInfo) -> bytes:
+    """The int8 graph's bytes, with the float file's producer and doc string and ``qinfo`` as its metadata."""
     qproto.producer_name, qproto.producer_version, qproto.doc_string = proto.producer_name, proto.producer_version, proto.doc_string
     del qproto.metadata_props[:]
     entry = qproto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, qinfo.to_json()
-    out = qproto.SerializeToString()
-    return out, {"info": qinfo, "bytes": len(out), "rewritten": count, "rewrite_max_abs_diff": rewrite_diff, **scores}
+    return qproto.SerializeToString()
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
@@ -494,16 +499,83 @@ def quality_gate(float_data: bytes, int8_data: bytes, info: ModelInfo, *, config
     return scores
 
 
+# --- upscalers ----------------------------------------------------------------------------------------
+class _PhotoCalibration:
+    """Calibration batches for an upscaler: (8, 3, side, side) low-resolution patches in [0, 1] of the
+    training photos, degraded as in training (the evaluation photos are kept for the gate)."""
+
+    def __init__(self, scale: int, config: QuantizeConfig, *, side: int = 64, batch: int = 8) -> None:
+        from .data import degrade, load_photos
+
+        rng = np.random.default_rng(config.calibration_seed)
+        lows = [low for low in (degrade(photo, scale)[1] for _, photo in load_photos("train")) if min(low.shape[:2]) >= side]
+        patches = []
+        for i in range(config.calibration_n // 16):  # 512 -> 32 patches of 64x64: ranges settle well before that
+            low = lows[i % len(lows)]
+            y, x = rng.integers(0, low.shape[0] - side + 1), rng.integers(0, low.shape[1] - side + 1)
+            patches.append(low[y : y + side, x : x + side].transpose(2, 0, 1).astype(np.float32) / 255.0)  # (3, side, side)
+        self._batches = iter([{"image": np.stack(patches[i : i + batch])} for i in range(0, len(patches), batch)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def quantize_upscaler(data: bytes, *, config: QuantizeConfig = QuantizeConfig(), source: str = "model") -> tuple[bytes, dict[str, Any]]:
+    """(int8 file bytes, report) from a float32 ganrt upscaler: every Conv as QLinearConv (int8
+    per-channel weights, uint8 activations, calibrated on training-photo patches); the nearest
+    upsampling and the residual sum stay float. Gate: the upscaled evaluation photos (whole images,
+    through the runtime's tiler) reach ``min_psnr_db`` against the fp32 file's; else QuantizationError."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from ganrt.upscaler import Upscaler
+
+    from .data import degrade, load_photos
+
+    proto = onnx.load_from_string(data)
+    info = _info(proto, source, kinds=("upscaler",))
+    with tempfile.TemporaryDirectory(prefix="ganrt-quant-") as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(data)
+        hint = _NoPreprocessHint()
+        logging.getLogger().addFilter(hint)
+        try:
+            quantize_static(str(src), str(dst), _PhotoCalibration(info.scale, config), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["Conv"])
+        except Exception as exc:  # onnxruntime.quantization raises plain exceptions of many kinds
+            raise QuantizationError(f"{source}: onnxruntime.quantization failed: {str(exc).splitlines()[0][:200]}") from None
+        finally:
+            logging.getLogger().removeFilter(hint)
+        qproto = onnx.load(dst)
+    ref_model = Upscaler(create_session(data, device="cpu", source=source), info, source=source)
+    int8_model = Upscaler(create_session(qproto.SerializeToString(), device="cpu", source=source), info, source=source)
+    lows = [degrade(photo, info.scale)[1] for _, photo in load_photos("eval")]
+    ref = np.concatenate([ref_model.upscale(low).reshape(-1) for low in lows])
+    got = np.concatenate([int8_model.upscale(low).reshape(-1) for low in lows])
+    psnr = psnr_uint8(ref, got)
+    if not psnr >= config.min_psnr_db:
+        raise QuantizationError(f"{source}: int8 upscaled photos reach {psnr:.2f} dB PSNR to fp32 (< {config.min_psnr_db:g} dB); "
+                                "refused, nothing written")
+    scores = {"psnr_db": round(psnr, 2), "check_photos": len(lows)}
+    training = {**info.training, "quantization": {**scores, "calibration_patches": config.calibration_n // 16,
+                                                  "activation_type": "uint8", "weight_type": "int8 per-channel"}}
+    qinfo = dataclasses.replace(info, precision="int8", training=training)
+    out = _with_metadata(qproto, proto, qinfo)
+    return out, {"info": qinfo, "bytes": len(out), **scores}
+
+
 def quantize_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = QuantizeConfig(),
                   overwrite: bool = False) -> dict[str, Any]:
-    """Write the int8 variant of the float32 ganrt generator ``input`` to ``output`` if it passes the gate."""
+    """Write the int8 variant of the float32 ganrt generator or upscaler ``input`` to ``output`` if it passes the gate."""
     output = Path(output)
     check_output(output, overwrite=overwrite)
     try:
         data = Path(input).read_bytes()
     except OSError as exc:
         raise OutputError(f"cannot read {input}: {exc.strerror}") from None
-    out, report = quantize_generator(data, config=config, source=str(input))
+    kind = _info(onnx.load_from_string(data), str(input), kinds=("generator", "upscaler")).kind
+    quantize = quantize_upscaler if kind == "upscaler" else quantize_generator
+    out, report = quantize(data, config=config, source=str(input))
     atomic_write(output, out)
     return report
 

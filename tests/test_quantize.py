@@ -146,3 +146,19 @@ def test_rewrite_moves_leaky_relu_and_stays_exact():
     names = [n.op_type for n in rewritten.graph.node]
     assert names[names.index("LeakyRelu") - 1] == "Conv"
     assert check_rewrite(proto, rewritten, _info(proto, "leaky"), batch_sizes=(2,)) <= 1e-5
+
+
+def test_int8_upscaler_matches_fp32_on_photos_and_is_gated(sr2_path, sr2, tmp_path):
+    out = tmp_path / "sr2-int8.onnx"
+    report = quantize_file(sr2_path, out, config=FAST)
+    assert report["psnr_db"] >= 35 and report["check_photos"] == 5
+    up = ganrt.load(out)
+    assert up.precision == "int8" and up.info.training["quantization"]["psnr_db"] == report["psnr_db"]
+    ops = {n.op_type for n in onnx.load(out).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # the Convs run as QLinearConv in onnxruntime
+    image = np.random.default_rng(0).integers(0, 256, (21, 17, 3), dtype=np.uint8)
+    a, b = sr2.upscale(image), up.upscale(image)
+    assert a.shape == b.shape == (42, 34, 3) and np.abs(a.astype(int) - b).mean() < 2
+    with pytest.raises(QuantizationError, match="refused, nothing written"):
+        quantize_file(sr2_path, tmp_path / "no.onnx", config=dataclasses.replace(FAST, min_psnr_db=200.0))
+    assert not (tmp_path / "no.onnx").exists()
