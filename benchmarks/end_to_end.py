@@ -47,18 +47,19 @@ def throughput(model: str, n: int, rounds: int, threads: int | None, batch_size:
             "png_vs_sample": round(med["png"] / med["sample"], 3), "npz_vs_sample": round(med["npz"] / med["sample"], 3)}
 
 
-def peak_rss(model: str, n: int, fmt: str) -> dict[str, float]:
+def peak_rss(model: str, n: int, fmt: str, batch_size: int | None = None) -> dict[str, float]:
     """Peak RSS of one ``ganrt generate`` process (the CLI as a user runs it)."""
     ganrt_bin = Path(sys.executable).with_name("ganrt")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         proc = subprocess.Popen([str(ganrt_bin), "generate", "-m", model, "-n", str(n), "--format", fmt,
-                                 "--out", str(Path(tmp) / "run"), "--no-progress"], stdout=subprocess.DEVNULL)
+                                 "--out", str(Path(tmp) / "run"), "--no-progress"]
+                                + (["--batch-size", str(batch_size)] if batch_size else []), stdout=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         if status != 0:
             raise SystemExit(f"ganrt generate -n {n} failed with status {status}")
-    return {"n": n, "format": fmt, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1),
+    return {"n": n, "format": fmt, "batch_size": batch_size or "measured", "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1),
             "images_per_s": round(n / seconds, 1)}
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result["throughput"]), file=sys.stderr)
     result["rss"] = []
     for n in [int(v) for v in a.rss.split(",") if v]:
-        result["rss"].append(peak_rss(a.model, n, a.rss_format))
+        result["rss"].append(peak_rss(a.model, n, a.rss_format, a.batch_size))
         print(json.dumps(result["rss"][-1]), file=sys.stderr)
     text = json.dumps(result, indent=1)
     print(text)
