@@ -23,6 +23,7 @@ machine. See ``ganrt.bench`` for how rounds, latency, RSS and GFLOP/s are measur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -222,6 +223,12 @@ def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str,
                 rates = ", ".join(f"{k} {records[-len(timings) + i].images_per_s:,.0f}" for i, k in enumerate(timings))
                 log(f"{s.name} batch {b}: {rates} images/s ({time.perf_counter() - t0:.0f} s)")
     sampler.close()
+    # the ceiling again at the end: on a shared machine one measurement can land in a busy moment
+    later = gemm_gflops(threads=threads)
+    log(f"onnxruntime MatMul at the end: {later:.1f} GFLOP/s; the higher of the two is the ceiling")
+    if later > gemm:
+        gemm = later
+        records = [dataclasses.replace(r, gemm_gflops=round(gemm, 2)) for r in records]
     return records, gemm
 
 

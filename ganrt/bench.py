@@ -184,7 +184,7 @@ def markdown_table(records: Sequence[Record], *, baseline: str | None = None) ->
         base = {(r.model, r.batch_size): r.images_per_s for r in records if r.backend == baseline}
         speedup = {id(r): r.images_per_s / base[(r.model, r.batch_size)] for r in records
                    if base.get((r.model, r.batch_size))}
-    head = ["model", "backend", "batch", "images/s", "p50 ms", "p99 ms", "peak RSS MB", "GFLOP/s", "% of GEMM"]
+    head = ["model", "backend", "batch", "images/s", "p50 ms", "p99 ms", "peak RSS MB", "GFLOP/s", "% of fp32 GEMM"]
     if baseline:
         head.insert(4, f"x {baseline}")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

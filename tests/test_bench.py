@@ -71,7 +71,7 @@ def test_records_and_table_report_ratios_and_gemm_share():
     fast = record("m", "ganrt", 8, timing, flops_per_image=1e6, gemm=100.0, threads=2, device="cpu")
     fast = type(fast)(**{**fast.__dict__, "images_per_s": base.images_per_s * 3, "gflops": base.gflops * 3})
     table = markdown_table([base, fast], baseline="torch")
-    assert "| m | ganrt | 8 |" in table and "| 3.00 |" in table and "% of GEMM" in table
+    assert "| m | ganrt | 8 |" in table and "| 3.00 |" in table and "% of fp32 GEMM" in table
 
 
 def test_bench_model_on_tiny_models(cgan, sr2, classifier_path):
