@@ -62,9 +62,9 @@ class DoctorReport:
                      f"{self.physical_cores if self.physical_cores is not None else '?'} physical cores)"),
             ("threads", self.threads),
             *[(f"--device {d}", pick) for d, pick in self.picks.items()],
-            ("variant", f"{self.check_model}: {self.precision} (the only precision the bundled models have)"),
+            ("variant", f"{self.check_model}: {self.precision} (int8 variants: the bundled *-int8 models, for CPUs with VNNI)"),
         ]
-        return [f"{k:>15}  {v}" for k, v in rows]
+        return [f"{k:>17}  {v}" for k, v in rows]
 
 
 def cpu_features(cpuinfo: str) -> dict[str, bool]:
