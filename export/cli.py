@@ -73,8 +73,10 @@ def train() -> None:
 @click.option("--prior", type=click.Choice(["normal", "sphere", "uniform"]), default="normal", show_default=True)
 @click.option("--vbn", is_flag=True, help="Virtual batch normalisation in G.")
 @click.option("--ref-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--joint-d", is_flag=True, help="Real and generated minibatches through D in one pass (default: separately).")
 def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threads, progress, conditional, image_size,
-                  channels, nz, ngf, ndf, embed_dim, g_leaky, batch_size, lr, beta1, beta2, k, prior, vbn, ref_batch_size):
+                  channels, nz, ngf, ndf, embed_dim, g_leaky, batch_size, lr, beta1, beta2, k, prior, vbn, ref_batch_size,
+                  joint_d):
     """Train a DCGAN (--unconditional) or conditional GAN."""
     from .config import GANConfig, TrainConfig
     from .train import train_gan
@@ -83,7 +85,8 @@ def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threa
     cfg = GANConfig(image_size=int(image_size), channels=int(channels), nz=nz, ngf=ngf, ndf=ndf,
                     num_classes=10 if conditional else 0, embed_dim=embed_dim, g_leaky=g_leaky)
     tcfg = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1,
-                       beta2=beta2, k=k, prior=prior, vbn=vbn, ref_batch_size=ref_batch_size, limit=limit, seed=seed)
+                       beta2=beta2, k=k, prior=prior, vbn=vbn, ref_batch_size=ref_batch_size, joint_d=joint_d, limit=limit,
+                       seed=seed)
     path = train_gan(cfg, tcfg, run_dir, resume=resume, progress=progress)
     click.echo(f"checkpoint: {path}")
 

@@ -70,6 +70,7 @@ class TrainConfig:
     k: int = 1  # discriminator steps per generator step
     prior: str = "normal"  # latent prior: normal | sphere | uniform
     vbn: bool = False  # virtual batch normalisation in G (reference batch fixed before training)
+    joint_d: bool = False  # real and generated minibatches through D in one pass (shared BN statistics)
     ref_batch_size: int = 64
     limit: int = 0  # use only the first `limit` training images (0 = all): tiny test runs
     seed: int = 0

@@ -3,7 +3,8 @@
 The recipe (Radford et al. 2015; Salimans et al. 2016; the GAN-hacks tips):
 - Adam, lr 2e-4, betas (0.5, 0.999);
 - each discriminator step sees the real minibatch and the generated minibatch in two separate
-  forward passes (separate BatchNorm statistics), their gradients summed into one update;
+  forward passes (separate BatchNorm statistics), their gradients summed into one update
+  (``joint_d``: one pass over their concatenation instead, for the ablation);
 - ``k`` discriminator steps per generator step; non-saturating generator loss;
 - optional virtual batch normalisation: a reference batch R, fixed before training, is run with
   every batch X so that G's BatchNorm layers normalise X with the statistics of R u X.
@@ -253,12 +254,18 @@ def train_gan(
                 y_fake = torch.randint(cfg.num_classes, (bs,), generator=gen) if cfg.num_classes else None
                 fake = generate(z, y_fake)
                 opt_d.zero_grad(set_to_none=True)
-                out_real = D(real, y_real if cfg.num_classes else None)  # real batch: its own BN statistics
-                loss_real = bce(out_real, ones)
-                loss_real.backward()
-                out_fake = D(fake.detach(), y_fake)  # generated batch: a separate pass
-                loss_fake = bce(out_fake, zeros)
-                loss_fake.backward()  # gradients of both passes accumulate into one update
+                if tcfg.joint_d:  # one pass over real u fake (2bs images): BN statistics of the mixture
+                    y_both = torch.cat([y_real, y_fake]) if cfg.num_classes else None
+                    out_real, out_fake = D(torch.cat([real, fake.detach()]), y_both).split(bs)
+                    loss_real, loss_fake = bce(out_real, ones), bce(out_fake, zeros)
+                    (loss_real + loss_fake).backward()
+                else:
+                    out_real = D(real, y_real if cfg.num_classes else None)  # real batch: its own BN statistics
+                    loss_real = bce(out_real, ones)
+                    loss_real.backward()
+                    out_fake = D(fake.detach(), y_fake)  # generated batch: a separate pass
+                    loss_fake = bce(out_fake, zeros)
+                    loss_fake.backward()  # gradients of both passes accumulate into one update
                 opt_d.step()
             opt_g.zero_grad(set_to_none=True)
             loss_g = bce(D(fake, y_fake), ones)  # non-saturating loss on the last D step's batch
