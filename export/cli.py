@@ -157,6 +157,28 @@ def export_cmd(checkpoint, output, name, description, overwrite):
     click.echo(f"wrote {output}: parity max abs diff {report['max_abs_diff']:.2e} at batch sizes {report['batch_sizes']}")
 
 
+@cli.command("reference-stats")
+@click.option("--classifier", default="fashion-classifier", show_default=True, help="The feature extractor (name or .onnx).")
+@click.option("--dataset", type=click.Choice(["fashion-mnist", "idx", "digits"]), default="fashion-mnist", show_default=True)
+@click.option("--data-dir", default="", help="Folder of MNIST-family IDX files (default: Debian's Fashion-MNIST).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Default: NAME.stats.npz next to the classifier (shipped with it).")
+def reference_stats_cmd(classifier, dataset, data_dir, out):
+    """Real test-set statistics in the classifier's feature space, for `ganrt eval` (Fréchet distance etc.)."""
+    import ganrt
+    from ganrt.fidelity import make_reference, stats_path
+
+    from .data import load_dataset
+
+    clf = ganrt.load(classifier, kind="classifier")
+    h, w, c = clf.image_shape
+    test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=h, channels=c)
+    images = test.images.permute(0, 2, 3, 1).contiguous().numpy()  # (N, C, S, S) -> the runtime's (N, S, S, C)
+    stats = make_reference(clf, images, test.labels.numpy(), data=test.description.split(" (")[0])
+    path = out or stats_path(clf)
+    stats.save(path)
+    click.echo(f"wrote {path}: reference {stats.n_reference} + held-out {len(stats.heldout_labels)} real images of {stats.data}")
+
+
 @cli.command("sr-eval")
 @click.argument("models", nargs=-1, required=True)
 @click.option("--crops", type=click.Path(file_okay=False), default=None, help="Folder for NAME-crops.png: bicubic | model | original.")
