@@ -15,7 +15,7 @@ def check_fit(gen: Generator, clf: Classifier) -> None:
     """The generator's images must have the classifier's input shape."""
     if tuple(gen.image_shape) != tuple(clf.image_shape):
         h, w, c = clf.image_shape
-        raise ParameterError(f"'{clf.name}' needs ({h}, {w}, {c}) images; '{gen.name}' makes {tuple(gen.image_shape)}")
+        raise ParameterError(f"'{clf.name}' needs ({h}, {w}, {c}) uint8 images; '{gen.name}' makes {tuple(gen.image_shape)}")
 
 
 def class_coverage(gen: Generator, clf: Classifier, *, n: int = 10_000, seed: int = 0, batch_size: int = 500) -> dict[str, Any]:
