@@ -74,9 +74,13 @@ def train() -> None:
 @click.option("--vbn", is_flag=True, help="Virtual batch normalisation in G.")
 @click.option("--ref-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--joint-d", is_flag=True, help="Real and generated minibatches through D in one pass (default: separately).")
+@click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Every K epochs (and the last): FD, IS, precision/recall, label accuracy; keeps best.pt by FD.")
+@click.option("--eval-n", type=click.IntRange(min=10), default=2000, show_default=True, help="Samples per evaluation.")
+@click.option("--eval-classifier", default="fashion-classifier", show_default=True, help="Feature extractor for --eval-every.")
 def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threads, progress, conditional, image_size,
                   channels, nz, ngf, ndf, embed_dim, g_leaky, batch_size, lr, beta1, beta2, k, prior, vbn, ref_batch_size,
-                  joint_d):
+                  joint_d, eval_every, eval_n, eval_classifier):
     """Train a DCGAN (--unconditional) or conditional GAN."""
     from .config import GANConfig, TrainConfig
     from .train import train_gan
@@ -86,9 +90,14 @@ def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threa
                     num_classes=10 if conditional else 0, embed_dim=embed_dim, g_leaky=g_leaky)
     tcfg = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1,
                        beta2=beta2, k=k, prior=prior, vbn=vbn, ref_batch_size=ref_batch_size, joint_d=joint_d, limit=limit,
-                       seed=seed)
-    path = train_gan(cfg, tcfg, run_dir, resume=resume, progress=progress)
+                       seed=seed, eval_every=eval_every, eval_n=eval_n, eval_classifier=eval_classifier)
+    path = train_gan(cfg, tcfg, run_dir, resume=resume, progress=progress, on_metrics=_echo_metrics)
     click.echo(f"checkpoint: {path}")
+
+
+def _echo_metrics(epoch: int, m: dict[str, float]) -> None:
+    keys = ("frechet_distance", "inception_score", "precision", "recall", "label_accuracy")
+    click.echo(f"epoch {epoch}: " + ", ".join(f"{k} {m[k]:.4f}" for k in keys if k in m))
 
 
 @train.command("classifier")

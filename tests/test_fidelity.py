@@ -148,3 +148,21 @@ def test_eval_text_output_shows_generated_beside_real(cgan_path, classifier_path
     res, _ = run("eval", cgan_path, "-n", 30, "--classifier", classifier_path, "--no-progress")
     assert res.exit_code == 0, res.output
     assert "Frechet distance" in res.output and "real held-out" in res.output and "label accuracy" in res.output
+
+
+def test_training_reports_metrics_and_keeps_the_best_checkpoint_by_fd(tmp_path, classifier_path, classifier_stats):
+    from export.config import GANConfig, TrainConfig
+    from export.train import BEST_NAME, load_checkpoint, train_gan
+
+    seen = []
+    cfg = GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4)
+    tcfg = TrainConfig(dataset="digits", epochs=3, batch_size=32, limit=128, eval_every=2, eval_n=40,
+                       eval_classifier=str(classifier_path))
+    last = load_checkpoint(train_gan(cfg, tcfg, tmp_path / "r", progress=False, on_metrics=lambda e, m: seen.append(e)))
+    assert seen == [2, 3]  # every 2 epochs, and the last
+    fds = {h["epoch"]: h["frechet_distance"] for h in last.history if "frechet_distance" in h}
+    assert set(fds) == {2, 3} and all("label_accuracy" in h for h in last.history if h["epoch"] in fds)
+    best = load_checkpoint(tmp_path / "r" / BEST_NAME)
+    assert best.epoch == min(fds, key=fds.get)
+    # the recorded FD is what the runtime measures on the exported model's samples (same latents aside)
+    assert 0 < fds[best.epoch] < 1e4

@@ -39,6 +39,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     (GANConfig(ngf=4, ndf=4, g_leaky=True), dict(k=2, prior="uniform")),
     (GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4), dict(vbn=True, ref_batch_size=16, prior="sphere")),
     (GANConfig(image_size=64, channels=3, ngf=4, ndf=4), dict(batch_size=16, limit=32)),
+    (GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4), dict(joint_d=True)),
 ])
 def test_recipe_options_train_and_checkpoint(tmp_path, cfg, kw):
     ck = load_checkpoint(train_gan(cfg, _tcfg(epochs=1, **kw), tmp_path, progress=False))
