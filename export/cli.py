@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import numpy as np
 
 from ganrt.cli import run
 
@@ -186,6 +187,58 @@ def reference_stats_cmd(classifier, dataset, data_dir, out):
     path = out or stats_path(clf)
     stats.save(path)
     click.echo(f"wrote {path}: reference {stats.n_reference} + held-out {len(stats.heldout_labels)} real images of {stats.data}")
+
+
+@cli.command("adversarial")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--onnx", "onnx_model", default="fashion-classifier", show_default=True,
+              help="The same classifier exported (judges the uint8-rounded adversarial images).")
+@click.option("-n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="Real test images (a fixed random subset).")
+@click.option("--eps", default="0.25,0.5,1,1.5,2,3", show_default=True, help="L2 budgets, [0, 1] pixel units.")
+@click.option("--figure-eps", type=float, default=1.0, show_default=True, help="PGD budget of the figure.")
+@click.option("--examples", type=click.IntRange(min=1, max=10), default=6, show_default=True, help="Figure rows (one class each).")
+@click.option("--table", "table_path", type=click.Path(dir_okay=False), default=None, help="Write the table (Markdown) here.")
+@click.option("--figure", "figure_path", type=click.Path(dir_okay=False), required=True, help="PNG: original | perturbation | adversarial.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+def adversarial_cmd(checkpoint, onnx_model, n, eps, figure_eps, examples, table_path, figure_path, seed, threads):
+    """FGSM and L2 PGD against a classifier CHECKPOINT: fooling rate vs L2 norm, and a figure."""
+    from pathlib import Path
+
+    import ganrt
+    import torch
+    from ganrt.images import save_png
+
+    from .adversarial import figure, fooling_table, markdown_table
+    from .adversarial import predict_logits as _logits_of
+    from .data import load_dataset
+    from .onnx import _model_from_checkpoint
+    from .train import load_checkpoint
+
+    _threads(threads)
+    try:
+        budgets = tuple(float(v) for v in eps.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"--eps needs comma-separated numbers, got {eps!r}") from None
+    ck = load_checkpoint(checkpoint)
+    if ck.kind != "classifier":
+        raise click.BadParameter(f"{checkpoint} is a {ck.kind} checkpoint, not a classifier", param_hint="CHECKPOINT")
+    model = _model_from_checkpoint(ck)
+    cfg = ck.model_config
+    test = load_dataset(ck.train_config.dataset, split="test", data_dir=ck.train_config.data_dir,
+                        image_size=cfg.image_size, channels=cfg.channels)
+    pick = torch.from_numpy(np.random.default_rng(seed).permutation(len(test.labels))[:n])
+    images, labels = test.images[pick], test.labels[pick]
+    rows, clean = fooling_table(model, ganrt.load(onnx_model, kind="classifier"), images, labels, budgets)
+    table = markdown_table(rows, clean, len(labels))
+    click.echo(table)
+    if table_path:
+        Path(table_path).write_text(table)
+    with torch.no_grad():
+        right = _logits_of(model, images).argmax(1) == labels
+    first = [int(torch.nonzero((labels == k) & right)[0]) for k in range(examples) if bool(((labels == k) & right).any())]
+    save_png(figure_path, figure(model, images[first], labels[first], test.class_names, figure_eps))
+    click.echo(f"wrote {figure_path}" + (f" and {table_path}" if table_path else ""))
 
 
 @cli.command("sr-eval")
