@@ -23,6 +23,7 @@ from ganrt.latent import sample_latents
 from ganrt.metadata import METADATA_KEY, ModelInfo
 from ganrt.session import create_session
 
+from .graph import add_label_mixing
 from .models import Classifier, Generator, SRGenerator
 from .train import Checkpoint, load_checkpoint
 
@@ -109,6 +110,8 @@ def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> by
             dynamic_shapes={n: dims for n in _forward_arg_names(model, len(names))}, verbose=False,
         )
     proto = program.model_proto
+    if ck.kind == "gan" and ck.model_config.num_classes:
+        add_label_mixing(proto)  # optional label_b / alpha inputs: class interpolation
     proto.producer_name = "ganrt-export"
     proto.producer_version = __version__
     proto.doc_string = info.description

@@ -292,6 +292,67 @@ def interpolate(model, seed, rows, steps, label, method, truncation, device, out
     click.echo(f"{rows} walks of {steps} steps -> {out}")
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"needs comma-separated image indices such as 0,1,2, got {text!r}", param_hint=option) from None
+
+
+@cli.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--keyframes", default="0,1,2,3", show_default=True, help="Images whose latents the walk visits (then back to the first).")
+@click.option("--classes", default=None, help="Instead: one latent (--index) through these classes' label embeddings, e.g. 'all' or 0,7,9.")
+@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True, help="The image whose latent a --classes tour keeps.")
+@click.option("--steps", type=click.IntRange(min=2), default=12, show_default=True, help="Frames per leg.")
+@click.option("--label", default=None, help="Class for a latent walk of a conditional model (default 0).")
+@click.option("--truncation", type=float, default=None)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help=".gif: the looping animation; .png: its frames as a grid.")
+@click.option("--overwrite", is_flag=True)
+def walk(model, seed, keyframes, classes, index, steps, label, truncation, out, overwrite):
+    """A looping walk through latent space (or, with --classes, between label embeddings) as an animated GIF."""
+    from .explore import class_tour, latent_walk
+
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise OutputError(f"--out {out} must end in .png or .gif")
+    _check_new_file(out, overwrite, "--out")
+    gen = _load_generator(model, "cpu", None)
+    if classes is not None:
+        names = list(range(gen.num_classes)) if classes == "all" else [v.strip() for v in classes.split(",") if v.strip()]
+        frames = list(class_tour(gen, names, steps, index=index, seed=seed, truncation=truncation))
+    else:
+        frames = list(latent_walk(gen, _int_list(keyframes, "--keyframes"), steps, seed=seed, label=label, truncation=truncation))
+    if out.suffix.lower() == ".gif":
+        save_gif(out, frames)
+    else:
+        save_grid(out, np.stack(frames), nrow=steps)
+    click.echo(f"{len(frames)} frames -> {out}")
+
+
+@cli.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--a", "a", required=True, help="Image indices of concept A, e.g. 0,1,2 (the paper averages three).")
+@click.option("--b", "b", required=True, help="... of concept B (subtracted).")
+@click.option("--c", "c", required=True, help="... of concept C (added).")
+@click.option("--label", default=None, help="Class for a conditional model (default 0).")
+@click.option("--variations", type=click.IntRange(min=0), default=5, show_default=True, help="Results with +-0.25 uniform noise.")
+@click.option("--truncation", type=float, default=None)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The grid (.png).")
+@click.option("--overwrite", is_flag=True)
+def arithmetic(model, seed, a, b, c, label, variations, truncation, out, overwrite):
+    """DCGAN vector arithmetic mean(A) - mean(B) + mean(C), as a grid: each group and its mean, then the results."""
+    from .explore import arithmetic_grid
+
+    _check_new_file(out, overwrite, "--out")
+    gen = _load_generator(model, "cpu", None)
+    grid = arithmetic_grid(gen, _int_list(a, "--a"), _int_list(b, "--b"), _int_list(c, "--c"), seed=seed, label=label,
+                           variations=variations, truncation=truncation)
+    save_grid(out, grid[None], nrow=1)
+    click.echo(f"rows A, B, C (images | mean), then A - B + C (exact | +-noise) -> {out}")
+
+
 @cli.command("eval")
 @click.argument("model", default=DEFAULT_MODEL)
 @click.option("-n", "n", type=int, default=10_000, show_default=True, help="Generated samples (classes evenly for conditional models).")

@@ -162,8 +162,8 @@ class Generator(Model):
             out[i : i + bs] = self._run(z[i : i + bs], None if ys is None else ys[i : i + bs])
         return out
 
-    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        feeds = {"z": z}
+    def _run(self, z: np.ndarray, labels: np.ndarray | None, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        feeds = {"z": z, **(extra or {})}  # extra: optional inputs such as label_b / alpha (ganrt.explore)
         if labels is not None:
             feeds["label"] = labels
         (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # (B, C, H, W) in value_range
