@@ -75,13 +75,15 @@ def train() -> None:
 @click.option("--vbn", is_flag=True, help="Virtual batch normalisation in G.")
 @click.option("--ref-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--joint-d", is_flag=True, help="Real and generated minibatches through D in one pass (default: separately).")
+@click.option("--init", default="", help="Start from this GAN run's weights and optimiser state (fine-tune with this recipe).")
+@click.option("--ema", type=float, default=0.0, show_default=True, help="Exponential moving average of G's weights (e.g. 0.999); 0 = off.")
 @click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Every K epochs (and the last): FD, IS, precision/recall, label accuracy; keeps best.pt by FD.")
 @click.option("--eval-n", type=click.IntRange(min=10), default=2000, show_default=True, help="Samples per evaluation.")
 @click.option("--eval-classifier", default="fashion-classifier", show_default=True, help="Feature extractor for --eval-every.")
 def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threads, progress, conditional, image_size,
                   channels, nz, ngf, ndf, embed_dim, g_leaky, batch_size, lr, beta1, beta2, k, prior, vbn, ref_batch_size,
-                  joint_d, eval_every, eval_n, eval_classifier):
+                  joint_d, init, ema, eval_every, eval_n, eval_classifier):
     """Train a DCGAN (--unconditional) or conditional GAN."""
     from .config import GANConfig, TrainConfig
     from .train import train_gan
@@ -91,7 +93,7 @@ def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threa
                     num_classes=10 if conditional else 0, embed_dim=embed_dim, g_leaky=g_leaky)
     tcfg = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1,
                        beta2=beta2, k=k, prior=prior, vbn=vbn, ref_batch_size=ref_batch_size, joint_d=joint_d, limit=limit,
-                       seed=seed, eval_every=eval_every, eval_n=eval_n, eval_classifier=eval_classifier)
+                       seed=seed, init=init, ema=ema, eval_every=eval_every, eval_n=eval_n, eval_classifier=eval_classifier)
     path = train_gan(cfg, tcfg, run_dir, resume=resume, progress=progress, on_metrics=_echo_metrics)
     click.echo(f"checkpoint: {path}")
 

@@ -39,7 +39,7 @@ class ParityError(GanrtError, RuntimeError):
 def _model_from_checkpoint(ck: Checkpoint) -> torch.nn.Module:
     if ck.kind in ("gan", "sr"):
         model = (Generator if ck.kind == "gan" else SRGenerator)(ck.model_config)
-        model.load_state_dict(ck.state["G"])
+        model.load_state_dict(ck.state.get("G_ema", ck.state["G"]))  # the weight average, when trained with one
     else:
         model = Classifier(ck.model_config)
         model.load_state_dict(ck.state["model"])

@@ -16,6 +16,7 @@ epoch's checkpoint ends with the same weights as one that was never stopped.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -265,12 +266,24 @@ def train_gan(
     opt_g = torch.optim.Adam(G.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     start, history, seconds = 0, [], 0.0
+    source = ck
+    if ck is None and tcfg.init:  # fine-tune: weights and optimiser state of another run, this run's recipe
+        source = load_checkpoint(tcfg.init)
+        if source.kind != "gan" or source.model_config != cfg:
+            raise CheckpointError(f"--init {tcfg.init} is not a GAN run with this configuration ({cfg})")
+        seconds = source.train_seconds
+    if source is not None:
+        G.load_state_dict(source.state["G"])
+        D.load_state_dict(source.state["D"])
+        opt_g.load_state_dict(source.state["opt_g"])
+        opt_d.load_state_dict(source.state["opt_d"])
     if ck is not None:
-        G.load_state_dict(ck.state["G"])
-        D.load_state_dict(ck.state["D"])
-        opt_g.load_state_dict(ck.state["opt_g"])
-        opt_d.load_state_dict(ck.state["opt_d"])
         start, history, seconds = ck.epoch, ck.history, ck.train_seconds
+    # G_ema: an exponential moving average of G's weights (Karras et al. 2018), what is sampled and exported
+    G_ema = copy.deepcopy(G) if tcfg.ema else None
+    if G_ema is not None and source is not None and "G_ema" in source.state:
+        G_ema.load_state_dict(source.state["G_ema"])
+    G_out = G_ema if G_ema is not None else G
     best_fd = min((h["frechet_distance"] for h in history if "frechet_distance" in h), default=math.inf)
 
     bs, k, n = tcfg.batch_size, tcfg.k, len(data.labels)
@@ -324,6 +337,10 @@ def train_gan(
             loss_g = bce(D(fake, y_fake), ones)  # non-saturating loss on the last D step's batch
             loss_g.backward()
             opt_g.step()
+            if G_ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(G_ema.parameters(), G.parameters()):
+                        pe.lerp_(p, 1.0 - tcfg.ema)
             loss_d = loss_real.item() + loss_fake.item()
             sums["loss_d"] += loss_d
             sums["loss_g"] += loss_g.item()
@@ -334,15 +351,19 @@ def train_gan(
                 bar.set_postfix(loss_d=f"{loss_d:.3f}", loss_g=f"{loss_g.item():.3f}")
         bar.close()
         recalibrate_batchnorm(G, tcfg)
+        if G_ema is not None:
+            recalibrate_batchnorm(G_ema, tcfg)
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, **{key: v / iters for key, v in sums.items()}, "seconds": seconds})
         evaluated = tcfg.eval_every and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs)
         if evaluated:  # not timed: `seconds` is training time
-            history[-1].update(gan_metrics(G, tcfg, clf, stats))
+            history[-1].update(gan_metrics(G_out, tcfg, clf, stats))
             if on_metrics is not None:
                 on_metrics(epoch + 1, history[-1])
-        save_grid(run_dir / f"samples-epoch{epoch + 1:03d}.png", sample_grid(G, tcfg), nrow=10)
+        save_grid(run_dir / f"samples-epoch{epoch + 1:03d}.png", sample_grid(G_out, tcfg), nrow=10)
         state = {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
+        if G_ema is not None:
+            state["G_ema"] = G_ema.state_dict()
         ck_data = _ck_dict("gan", cfg, tcfg, epoch + 1, state, history, data, seconds)
         save_checkpoint(run_dir / CHECKPOINT_NAME, ck_data)
         if evaluated and history[-1]["frechet_distance"] < best_fd:
