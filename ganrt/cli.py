@@ -53,6 +53,12 @@ def _check_new_file(path: Path, overwrite: bool, option: str) -> None:
         raise OutputError(f"{option} {path}: folder {path.parent} does not exist")
 
 
+def _check_png_or_gif(out: Path, overwrite: bool) -> None:
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise OutputError(f"--out {out} must end in .png or .gif")
+    _check_new_file(out, overwrite, "--out")
+
+
 @click.group()
 @click.version_option(__version__, prog_name="ganrt")
 def cli() -> None:
@@ -276,9 +282,7 @@ def models():
 @click.option("--overwrite", is_flag=True)
 def interpolate(model, seed, rows, steps, label, method, truncation, device, out, overwrite):
     """Walk the latent space between pairs of images: a grid PNG or an animated GIF."""
-    if out.suffix.lower() not in (".png", ".gif"):
-        raise OutputError(f"--out {out} must end in .png or .gif")
-    _check_new_file(out, overwrite, "--out")
+    _check_png_or_gif(out, overwrite)
     gen = _load_generator(model, device, None)
     walks = []
     for r in range(rows):
@@ -314,9 +318,7 @@ def walk(model, seed, keyframes, classes, index, steps, label, truncation, out, 
     """A looping walk through latent space (or, with --classes, between label embeddings) as an animated GIF."""
     from .explore import class_tour, latent_walk
 
-    if out.suffix.lower() not in (".png", ".gif"):
-        raise OutputError(f"--out {out} must end in .png or .gif")
-    _check_new_file(out, overwrite, "--out")
+    _check_png_or_gif(out, overwrite)
     gen = _load_generator(model, "cpu", None)
     if classes is not None:
         names = list(range(gen.num_classes)) if classes == "all" else [v.strip() for v in classes.split(",") if v.strip()]
