@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import numpy as np
 
 from ganrt.cli import run
 
@@ -73,8 +74,16 @@ def train() -> None:
 @click.option("--prior", type=click.Choice(["normal", "sphere", "uniform"]), default="normal", show_default=True)
 @click.option("--vbn", is_flag=True, help="Virtual batch normalisation in G.")
 @click.option("--ref-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--joint-d", is_flag=True, help="Real and generated minibatches through D in one pass (default: separately).")
+@click.option("--init", default="", help="Start from this GAN run's weights and optimiser state (fine-tune with this recipe).")
+@click.option("--ema", type=float, default=0.0, show_default=True, help="Exponential moving average of G's weights (e.g. 0.999); 0 = off.")
+@click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Every K epochs (and the last): FD, IS, precision/recall, label accuracy; keeps best.pt by FD.")
+@click.option("--eval-n", type=click.IntRange(min=10), default=2000, show_default=True, help="Samples per evaluation.")
+@click.option("--eval-classifier", default="fashion-classifier", show_default=True, help="Feature extractor for --eval-every.")
 def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threads, progress, conditional, image_size,
-                  channels, nz, ngf, ndf, embed_dim, g_leaky, batch_size, lr, beta1, beta2, k, prior, vbn, ref_batch_size):
+                  channels, nz, ngf, ndf, embed_dim, g_leaky, batch_size, lr, beta1, beta2, k, prior, vbn, ref_batch_size,
+                  joint_d, init, ema, eval_every, eval_n, eval_classifier):
     """Train a DCGAN (--unconditional) or conditional GAN."""
     from .config import GANConfig, TrainConfig
     from .train import train_gan
@@ -83,9 +92,15 @@ def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threa
     cfg = GANConfig(image_size=int(image_size), channels=int(channels), nz=nz, ngf=ngf, ndf=ndf,
                     num_classes=10 if conditional else 0, embed_dim=embed_dim, g_leaky=g_leaky)
     tcfg = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1,
-                       beta2=beta2, k=k, prior=prior, vbn=vbn, ref_batch_size=ref_batch_size, limit=limit, seed=seed)
-    path = train_gan(cfg, tcfg, run_dir, resume=resume, progress=progress)
+                       beta2=beta2, k=k, prior=prior, vbn=vbn, ref_batch_size=ref_batch_size, joint_d=joint_d, limit=limit,
+                       seed=seed, init=init, ema=ema, eval_every=eval_every, eval_n=eval_n, eval_classifier=eval_classifier)
+    path = train_gan(cfg, tcfg, run_dir, resume=resume, progress=progress, on_metrics=_echo_metrics)
     click.echo(f"checkpoint: {path}")
+
+
+def _echo_metrics(epoch: int, m: dict[str, float]) -> None:
+    keys = ("frechet_distance", "inception_score", "precision", "recall", "label_accuracy")
+    click.echo(f"epoch {epoch}: " + ", ".join(f"{k} {m[k]:.4f}" for k in keys if k in m))
 
 
 @train.command("classifier")
@@ -187,6 +202,80 @@ def quantize_cmd(input, output, calibration_n, check_n, classifier, overwrite):
     rewritten = (f"{report['rewritten']} ConvTranspose rewritten (max abs diff {report['rewrite_max_abs_diff']:.1e}); "
                  if "rewritten" in report else "")
     click.echo(f"wrote {output}: {rewritten}{_quality_line(report)}")
+
+
+@cli.command("reference-stats")
+@click.option("--classifier", default="fashion-classifier", show_default=True, help="The feature extractor (name or .onnx).")
+@click.option("--dataset", type=click.Choice(["fashion-mnist", "idx", "digits"]), default="fashion-mnist", show_default=True)
+@click.option("--data-dir", default="", help="Folder of MNIST-family IDX files (default: Debian's Fashion-MNIST).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Default: NAME.stats.npz next to the classifier (shipped with it).")
+def reference_stats_cmd(classifier, dataset, data_dir, out):
+    """Real test-set statistics in the classifier's feature space, for `ganrt eval` (Fréchet distance etc.)."""
+    import ganrt
+    from ganrt.fidelity import make_reference, stats_path
+
+    from .data import load_dataset
+
+    clf = ganrt.load(classifier, kind="classifier")
+    h, w, c = clf.image_shape
+    test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=h, channels=c)
+    images = test.images.permute(0, 2, 3, 1).contiguous().numpy()  # (N, C, S, S) -> the runtime's (N, S, S, C)
+    stats = make_reference(clf, images, test.labels.numpy(), data=test.description.split(" (")[0])
+    path = out or stats_path(clf)
+    stats.save(path)
+    click.echo(f"wrote {path}: reference {stats.n_reference} + held-out {len(stats.heldout_labels)} real images of {stats.data}")
+
+
+@cli.command("adversarial")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--onnx", "onnx_model", default="fashion-classifier", show_default=True,
+              help="The same classifier exported (judges the uint8-rounded adversarial images).")
+@click.option("-n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="Real test images (a fixed random subset).")
+@click.option("--eps", default="0.25,0.5,1,1.5,2,3", show_default=True, help="L2 budgets, [0, 1] pixel units.")
+@click.option("--figure-eps", type=float, default=1.0, show_default=True, help="PGD budget of the figure.")
+@click.option("--examples", type=click.IntRange(min=1, max=10), default=6, show_default=True, help="Figure rows (one class each).")
+@click.option("--table", "table_path", type=click.Path(dir_okay=False), default=None, help="Write the table (Markdown) here.")
+@click.option("--figure", "figure_path", type=click.Path(dir_okay=False), required=True, help="PNG: original | perturbation | adversarial.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+def adversarial_cmd(checkpoint, onnx_model, n, eps, figure_eps, examples, table_path, figure_path, seed, threads):
+    """FGSM and L2 PGD against a classifier CHECKPOINT: fooling rate vs L2 norm, and a figure."""
+    from pathlib import Path
+
+    import ganrt
+    import torch
+    from ganrt.images import save_png
+
+    from .adversarial import figure, fooling_table, markdown_table
+    from .adversarial import predict_logits as _logits_of
+    from .data import load_dataset
+    from .onnx import _model_from_checkpoint
+    from .train import load_checkpoint
+
+    _threads(threads)
+    try:
+        budgets = tuple(float(v) for v in eps.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"--eps needs comma-separated numbers, got {eps!r}") from None
+    ck = load_checkpoint(checkpoint)
+    if ck.kind != "classifier":
+        raise click.BadParameter(f"{checkpoint} is a {ck.kind} checkpoint, not a classifier", param_hint="CHECKPOINT")
+    model = _model_from_checkpoint(ck)
+    cfg = ck.model_config
+    test = load_dataset(ck.train_config.dataset, split="test", data_dir=ck.train_config.data_dir,
+                        image_size=cfg.image_size, channels=cfg.channels)
+    pick = torch.from_numpy(np.random.default_rng(seed).permutation(len(test.labels))[:n])
+    images, labels = test.images[pick], test.labels[pick]
+    rows, clean = fooling_table(model, ganrt.load(onnx_model, kind="classifier"), images, labels, budgets)
+    table = markdown_table(rows, clean, len(labels))
+    click.echo(table)
+    if table_path:
+        Path(table_path).write_text(table)
+    with torch.no_grad():
+        right = _logits_of(model, images).argmax(1) == labels
+    first = [int(torch.nonzero((labels == k) & right)[0]) for k in range(examples) if bool(((labels == k) & right).any())]
+    save_png(figure_path, figure(model, images[first], labels[first], test.class_names, figure_eps))
+    click.echo(f"wrote {figure_path}" + (f" and {table_path}" if table_path else ""))
 
 
 @cli.command("sr-eval")

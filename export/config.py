@@ -70,6 +70,12 @@ class TrainConfig:
     k: int = 1  # discriminator steps per generator step
     prior: str = "normal"  # latent prior: normal | sphere | uniform
     vbn: bool = False  # virtual batch normalisation in G (reference batch fixed before training)
+    joint_d: bool = False  # real and generated minibatches through D in one pass (shared BN statistics)
+    init: str = ""  # start from this GAN run's weights and optimiser state (fine-tuning with another recipe)
+    ema: float = 0.0  # decay of an exponential moving average of G's weights, sampled and exported (0 = off)
+    eval_every: int = 0  # every this many epochs: FD etc. against the classifier's reference statistics (0 = never)
+    eval_n: int = 2000  # samples per evaluation
+    eval_classifier: str = "fashion-classifier"  # feature extractor (a name or an .onnx file with NAME.stats.npz beside it)
     ref_batch_size: int = 64
     limit: int = 0  # use only the first `limit` training images (0 = all): tiny test runs
     seed: int = 0
@@ -77,7 +83,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
-        for name in ("epochs", "batch_size", "k", "ref_batch_size"):
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        for name in ("epochs", "batch_size", "k", "ref_batch_size", "eval_n"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:

@@ -24,6 +24,7 @@ from ganrt.latent import sample_latents
 from ganrt.metadata import METADATA_KEY, ModelInfo
 from ganrt.session import create_session
 
+from .graph import add_label_mixing
 from .models import Classifier, Generator, SRGenerator
 from .train import Checkpoint, load_checkpoint
 
@@ -40,7 +41,7 @@ class ParityError(GanrtError, RuntimeError):
 def _model_from_checkpoint(ck: Checkpoint) -> torch.nn.Module:
     if ck.kind in ("gan", "sr"):
         model = (Generator if ck.kind == "gan" else SRGenerator)(ck.model_config)
-        model.load_state_dict(ck.state["G"])
+        model.load_state_dict(ck.state.get("G_ema", ck.state["G"]))  # the weight average, when trained with one
     else:
         model = Classifier(ck.model_config)
         model.load_state_dict(ck.state["model"])
@@ -128,6 +129,8 @@ def plain_onnx(model: torch.nn.Module, example: dict[str, np.ndarray], *, output
 def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> bytes:
     """Export ``model`` with a dynamic batch axis and ``info`` in the metadata; returns the file's bytes."""
     proto = plain_onnx(model, _example_inputs(ck, 2), outputs=_OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr")
+    if ck.kind == "gan" and ck.model_config.num_classes:
+        add_label_mixing(proto)  # optional label_b / alpha inputs: class interpolation
     proto.producer_name = "ganrt-export"
     proto.producer_version = __version__
     proto.doc_string = info.description

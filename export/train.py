@@ -3,7 +3,8 @@
 The recipe (Radford et al. 2015; Salimans et al. 2016; the GAN-hacks tips):
 - Adam, lr 2e-4, betas (0.5, 0.999);
 - each discriminator step sees the real minibatch and the generated minibatch in two separate
-  forward passes (separate BatchNorm statistics), their gradients summed into one update;
+  forward passes (separate BatchNorm statistics), their gradients summed into one update
+  (``joint_d``: one pass over their concatenation instead, for the ablation);
 - ``k`` discriminator steps per generator step; non-saturating generator loss;
 - optional virtual batch normalisation: a reference batch R, fixed before training, is run with
   every batch X so that G's BatchNorm layers normalise X with the statistics of R u X.
@@ -15,11 +16,13 @@ epoch's checkpoint ends with the same weights as one that was never stopped.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +40,10 @@ from .data import Dataset, degrade, load_dataset, load_photos
 from .models import Classifier, Discriminator, Generator, SRDiscriminator, SRGenerator
 
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"  # the checkpoint with the lowest Fréchet distance so far (with --eval-every)
 CHECKPOINT_FORMAT = "ganrt-checkpoint-1"
 _AUX_SEED_OFFSET = 1 << 32  # latents for the grid, the VBN reference batch and BN calibration
-_GRID_INDEX, _REF_INDEX, _CALIB_INDEX = 0, 1 << 20, 1 << 21
+_GRID_INDEX, _REF_INDEX, _CALIB_INDEX, _EVAL_INDEX = 0, 1 << 20, 1 << 21, 1 << 22
 
 
 class CheckpointError(GanrtError, ValueError):
@@ -135,8 +139,12 @@ def _aux_labels(cfg: GANConfig, n: int) -> torch.Tensor | None:
     return torch.arange(n) % cfg.num_classes if cfg.num_classes else None
 
 
+_RESUME_FREE = ("epochs", "eval_every", "eval_n", "eval_classifier")  # a resumed run may change these
+
+
 def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg):
-    """Create ``run_dir``; with ``resume`` take the stored settings (only the epoch count may grow).
+    """Create ``run_dir``; with ``resume`` take the stored settings (only the epoch count may grow,
+    and the evaluation settings change).
 
     Returns (run_dir, checkpoint or None, model config, train config).
     """
@@ -150,7 +158,8 @@ def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg):
     ck = load_checkpoint(path)
     if ck.kind != kind:
         raise CheckpointError(f"{path} is a {ck.kind} checkpoint, not a {kind} one")
-    return run_dir, ck, ck.model_config, dataclasses.replace(ck.train_config, epochs=tcfg.epochs)
+    free = {f: getattr(tcfg, f) for f in _RESUME_FREE if hasattr(tcfg, f)}  # settings that do not change the weights
+    return run_dir, ck, ck.model_config, dataclasses.replace(ck.train_config, **free)
 
 
 def recalibrate_batchnorm(G: Generator, tcfg: TrainConfig, *, batches: int = 16, batch_size: int = 256) -> None:
@@ -188,6 +197,35 @@ def sample_grid(G: Generator, tcfg: TrainConfig, n: int = 100) -> np.ndarray:
     return ((x.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def gan_metrics(G: Generator, tcfg: TrainConfig, clf, stats, *, batch_size: int = 500) -> dict[str, float]:
+    """FD, IS, precision/recall (and label accuracy) of ``tcfg.eval_n`` samples of G, as ``ganrt eval`` scores them.
+
+    The samples are fixed (aux latents, labels cycling over classes), so epochs are compared on the
+    same latents; they go through the same uint8 rounding and ONNX classifier as exported samples.
+    """
+    from ganrt.fidelity import score_features
+
+    was_training = G.training
+    G.eval()
+
+    def stream():
+        with torch.no_grad():
+            for i in range(0, tcfg.eval_n, batch_size):
+                m = min(batch_size, tcfg.eval_n - i)
+                labels = (torch.arange(i, i + m) % G.cfg.num_classes) if G.cfg.num_classes else None
+                x = G(_latents(tcfg, G.cfg.nz, _EVAL_INDEX + i, m, aux=True), labels)  # (m, C, S, S) in [-1, 1]
+                images = ((x.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+                logits, feats = clf.run(images)
+                yield feats, logits, None if labels is None else labels.numpy()
+
+    try:
+        report = score_features(stream(), stats, clf.num_classes)
+    finally:
+        G.train(was_training)
+    keys = ("frechet_distance", "inception_score", "precision", "recall", "label_accuracy")
+    return {k: float(report[k]) for k in keys if k in report}
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -201,9 +239,25 @@ def train_gan(
     *,
     resume: bool = False,
     progress: bool = True,
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Path:
-    """Train (or resume) a DCGAN / cGAN in ``run_dir``; returns the checkpoint's path."""
+    """Train (or resume) a DCGAN / cGAN in ``run_dir``; returns the checkpoint's path.
+
+    With ``tcfg.eval_every`` the metrics of ``gan_metrics`` join the epoch's history entry (and go to
+    ``on_metrics(epoch, metrics)``), and ``best.pt`` keeps the checkpoint with the lowest FD.
+    """
     run_dir, ck, cfg, tcfg = _start_run(run_dir, resume, "gan", cfg, tcfg)
+    clf = stats = None
+    if tcfg.eval_every:
+        import ganrt
+        from ganrt.fidelity import load_reference
+
+        clf = ganrt.load(tcfg.eval_classifier, kind="classifier", threads=1)
+        stats = load_reference(clf)
+        h, w, c = clf.image_shape
+        if (cfg.image_size, cfg.image_size, cfg.channels) != (h, w, c):
+            raise CheckpointError(f"--eval-every: '{clf.name}' needs ({h}, {w}, {c}) images; this model makes "
+                                  f"({cfg.image_size}, {cfg.image_size}, {cfg.channels})")
     data = load_dataset(tcfg.dataset, data_dir=tcfg.data_dir, image_size=cfg.image_size, channels=cfg.channels, limit=tcfg.limit)
     if cfg.num_classes and cfg.num_classes != len(data.class_names):
         raise CheckpointError(f"model has {cfg.num_classes} classes but {data.description} has {len(data.class_names)}")
@@ -212,12 +266,25 @@ def train_gan(
     opt_g = torch.optim.Adam(G.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     start, history, seconds = 0, [], 0.0
+    source = ck
+    if ck is None and tcfg.init:  # fine-tune: weights and optimiser state of another run, this run's recipe
+        source = load_checkpoint(tcfg.init)
+        if source.kind != "gan" or source.model_config != cfg:
+            raise CheckpointError(f"--init {tcfg.init} is not a GAN run with this configuration ({cfg})")
+        seconds = source.train_seconds
+    if source is not None:
+        G.load_state_dict(source.state["G"])
+        D.load_state_dict(source.state["D"])
+        opt_g.load_state_dict(source.state["opt_g"])
+        opt_d.load_state_dict(source.state["opt_d"])
     if ck is not None:
-        G.load_state_dict(ck.state["G"])
-        D.load_state_dict(ck.state["D"])
-        opt_g.load_state_dict(ck.state["opt_g"])
-        opt_d.load_state_dict(ck.state["opt_d"])
         start, history, seconds = ck.epoch, ck.history, ck.train_seconds
+    # G_ema: an exponential moving average of G's weights (Karras et al. 2018), what is sampled and exported
+    G_ema = copy.deepcopy(G) if tcfg.ema else None
+    if G_ema is not None and source is not None and "G_ema" in source.state:
+        G_ema.load_state_dict(source.state["G_ema"])
+    G_out = G_ema if G_ema is not None else G
+    best_fd = min((h["frechet_distance"] for h in history if "frechet_distance" in h), default=math.inf)
 
     bs, k, n = tcfg.batch_size, tcfg.k, len(data.labels)
     iters = (n // bs) // k  # each iteration: k D steps (k real minibatches) + 1 G step
@@ -253,17 +320,27 @@ def train_gan(
                 y_fake = torch.randint(cfg.num_classes, (bs,), generator=gen) if cfg.num_classes else None
                 fake = generate(z, y_fake)
                 opt_d.zero_grad(set_to_none=True)
-                out_real = D(real, y_real if cfg.num_classes else None)  # real batch: its own BN statistics
-                loss_real = bce(out_real, ones)
-                loss_real.backward()
-                out_fake = D(fake.detach(), y_fake)  # generated batch: a separate pass
-                loss_fake = bce(out_fake, zeros)
-                loss_fake.backward()  # gradients of both passes accumulate into one update
+                if tcfg.joint_d:  # one pass over real u fake (2bs images): BN statistics of the mixture
+                    y_both = torch.cat([y_real, y_fake]) if cfg.num_classes else None
+                    out_real, out_fake = D(torch.cat([real, fake.detach()]), y_both).split(bs)
+                    loss_real, loss_fake = bce(out_real, ones), bce(out_fake, zeros)
+                    (loss_real + loss_fake).backward()
+                else:
+                    out_real = D(real, y_real if cfg.num_classes else None)  # real batch: its own BN statistics
+                    loss_real = bce(out_real, ones)
+                    loss_real.backward()
+                    out_fake = D(fake.detach(), y_fake)  # generated batch: a separate pass
+                    loss_fake = bce(out_fake, zeros)
+                    loss_fake.backward()  # gradients of both passes accumulate into one update
                 opt_d.step()
             opt_g.zero_grad(set_to_none=True)
             loss_g = bce(D(fake, y_fake), ones)  # non-saturating loss on the last D step's batch
             loss_g.backward()
             opt_g.step()
+            if G_ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(G_ema.parameters(), G.parameters()):
+                        pe.lerp_(p, 1.0 - tcfg.ema)
             loss_d = loss_real.item() + loss_fake.item()
             sums["loss_d"] += loss_d
             sums["loss_g"] += loss_g.item()
@@ -274,11 +351,24 @@ def train_gan(
                 bar.set_postfix(loss_d=f"{loss_d:.3f}", loss_g=f"{loss_g.item():.3f}")
         bar.close()
         recalibrate_batchnorm(G, tcfg)
+        if G_ema is not None:
+            recalibrate_batchnorm(G_ema, tcfg)
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, **{key: v / iters for key, v in sums.items()}, "seconds": seconds})
-        save_grid(run_dir / f"samples-epoch{epoch + 1:03d}.png", sample_grid(G, tcfg), nrow=10)
+        evaluated = tcfg.eval_every and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs)
+        if evaluated:  # not timed: `seconds` is training time
+            history[-1].update(gan_metrics(G_out, tcfg, clf, stats))
+            if on_metrics is not None:
+                on_metrics(epoch + 1, history[-1])
+        save_grid(run_dir / f"samples-epoch{epoch + 1:03d}.png", sample_grid(G_out, tcfg), nrow=10)
         state = {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
-        save_checkpoint(run_dir / CHECKPOINT_NAME, _ck_dict("gan", cfg, tcfg, epoch + 1, state, history, data, seconds))
+        if G_ema is not None:
+            state["G_ema"] = G_ema.state_dict()
+        ck_data = _ck_dict("gan", cfg, tcfg, epoch + 1, state, history, data, seconds)
+        save_checkpoint(run_dir / CHECKPOINT_NAME, ck_data)
+        if evaluated and history[-1]["frechet_distance"] < best_fd:
+            best_fd = history[-1]["frechet_distance"]
+            save_checkpoint(run_dir / BEST_NAME, ck_data)
     return run_dir / CHECKPOINT_NAME
 
 

@@ -53,6 +53,12 @@ def _check_new_file(path: Path, overwrite: bool, option: str) -> None:
         raise OutputError(f"{option} {path}: folder {path.parent} does not exist")
 
 
+def _check_png_or_gif(out: Path, overwrite: bool) -> None:
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise OutputError(f"--out {out} must end in .png or .gif")
+    _check_new_file(out, overwrite, "--out")
+
+
 @click.group()
 @click.version_option(__version__, prog_name="ganrt")
 def cli() -> None:
@@ -292,9 +298,7 @@ def models():
 @click.option("--overwrite", is_flag=True)
 def interpolate(model, seed, rows, steps, label, method, truncation, device, out, overwrite):
     """Walk the latent space between pairs of images: a grid PNG or an animated GIF."""
-    if out.suffix.lower() not in (".png", ".gif"):
-        raise OutputError(f"--out {out} must end in .png or .gif")
-    _check_new_file(out, overwrite, "--out")
+    _check_png_or_gif(out, overwrite)
     gen = _load_generator(model, device, None)
     walks = []
     for r in range(rows):
@@ -336,39 +340,107 @@ def bench(model, batch_sizes, rounds, seconds, device, threads, json_path):
         atomic_write(json_path, to_json(records, machine=info).encode())
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"needs comma-separated image indices such as 0,1,2, got {text!r}", param_hint=option) from None
+
+
+@cli.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--keyframes", default="0,1,2,3", show_default=True, help="Images whose latents the walk visits (then back to the first).")
+@click.option("--classes", default=None, help="Instead: one latent (--index) through these classes' label embeddings, e.g. 'all' or 0,7,9.")
+@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True, help="The image whose latent a --classes tour keeps.")
+@click.option("--steps", type=click.IntRange(min=2), default=12, show_default=True, help="Frames per leg.")
+@click.option("--label", default=None, help="Class for a latent walk of a conditional model (default 0).")
+@click.option("--truncation", type=float, default=None)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help=".gif: the looping animation; .png: its frames as a grid.")
+@click.option("--overwrite", is_flag=True)
+def walk(model, seed, keyframes, classes, index, steps, label, truncation, out, overwrite):
+    """A looping walk through latent space (or, with --classes, between label embeddings) as an animated GIF."""
+    from .explore import class_tour, latent_walk
+
+    _check_png_or_gif(out, overwrite)
+    gen = _load_generator(model, "cpu", None)
+    if classes is not None:
+        names = list(range(gen.num_classes)) if classes == "all" else [v.strip() for v in classes.split(",") if v.strip()]
+        frames = list(class_tour(gen, names, steps, index=index, seed=seed, truncation=truncation))
+    else:
+        frames = list(latent_walk(gen, _int_list(keyframes, "--keyframes"), steps, seed=seed, label=label, truncation=truncation))
+    if out.suffix.lower() == ".gif":
+        save_gif(out, frames)
+    else:
+        save_grid(out, np.stack(frames), nrow=steps)
+    click.echo(f"{len(frames)} frames -> {out}")
+
+
+@cli.command()
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--a", "a", required=True, help="Image indices of concept A, e.g. 0,1,2 (the paper averages three).")
+@click.option("--b", "b", required=True, help="... of concept B (subtracted).")
+@click.option("--c", "c", required=True, help="... of concept C (added).")
+@click.option("--label", default=None, help="Class for a conditional model (default 0).")
+@click.option("--variations", type=click.IntRange(min=0), default=5, show_default=True, help="Results with +-0.25 uniform noise.")
+@click.option("--truncation", type=float, default=None)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The grid (.png).")
+@click.option("--overwrite", is_flag=True)
+def arithmetic(model, seed, a, b, c, label, variations, truncation, out, overwrite):
+    """DCGAN vector arithmetic mean(A) - mean(B) + mean(C), as a grid: each group and its mean, then the results."""
+    from .explore import arithmetic_grid
+
+    _check_new_file(out, overwrite, "--out")
+    gen = _load_generator(model, "cpu", None)
+    grid = arithmetic_grid(gen, _int_list(a, "--a"), _int_list(b, "--b"), _int_list(c, "--c"), seed=seed, label=label,
+                           variations=variations, truncation=truncation)
+    save_grid(out, grid[None], nrow=1)
+    click.echo(f"rows A, B, C (images | mean), then A - B + C (exact | +-noise) -> {out}")
+
+
 @cli.command("eval")
 @click.argument("model", default=DEFAULT_MODEL)
-@click.option("-n", "n", type=int, default=10_000, show_default=True)
+@click.option("-n", "n", type=int, default=10_000, show_default=True, help="Generated samples (classes evenly for conditional models).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--classifier", default="fashion-classifier", show_default=True)
+@click.option("--classifier", default="fashion-classifier", show_default=True, help="Feature extractor and judge.")
+@click.option("--stats", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Reference statistics (default: NAME.stats.npz next to the classifier).")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(model, n, seed, classifier, as_json):
-    """Judge a generator's samples with a classifier.
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def eval_cmd(model, n, seed, classifier, stats, threads, as_json, progress):
+    """Sample quality against the real test set, beside the same metrics of real held-out images.
 
-    Conditional models: the share of samples classified as the requested class (classes evenly).
-    Unconditional models: the share of samples in each class (a collapsed generator leaves gaps).
+    Fréchet distance and precision/recall in the classifier's feature space, a classifier-based
+    Inception Score, and for conditional models the share of samples classified as the requested class.
     """
-    from .quality import class_coverage, label_accuracy
+    from .fidelity import evaluate, load_reference
 
-    gen = _load_generator(model, "cpu", None)
-    clf = load(classifier, kind="classifier")
-    report = (label_accuracy if gen.info.conditional else class_coverage)(gen, clf, n=n, seed=seed)
+    gen = _load_generator(model, "cpu", threads)
+    clf = load(classifier, kind="classifier", threads=threads)
+    ref = load_reference(clf, stats)
+    show = sys.stderr.isatty() if progress is None else progress
+    with click.progressbar(length=max(n, 0), label="evaluating", file=sys.stderr, hidden=not show) as bar:
+        report = evaluate(gen, clf, n=n, seed=seed, stats=ref, on_batch=bar.update)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{report['model']}: {report['n']} samples (seed {seed}), judged by {report['classifier']}")
-    if gen.info.conditional:
-        click.echo("share classified as the requested class (classes evenly):")
-        for name, acc in report["per_class"].items():
-            click.echo(f"  {name:<14} {acc:.3f}")
-        click.echo(f"  {'overall':<14} {report['accuracy']:.4f}")
-    else:
-        click.echo("share of samples per predicted class:")
-        for name, share in report["class_share"].items():
-            click.echo(f"  {name:<14} {share:.3f}")
-        click.echo(f"  {'confidence':<14} {report['mean_confidence']:.3f}  (mean top-class probability)")
-    if clf.test_accuracy is not None:
-        click.echo(f"  {'real test set':<14} {clf.test_accuracy:.4f}  (the classifier's accuracy on real images: the ceiling)")
+    g, r = report["generated"], report["real"]
+    click.echo(f"{report['model']}: {report['n']} samples (seed {seed}), judged by {report['classifier']} "
+               f"against {ref.n_reference} images of the {report['reference']}")
+    click.echo(f"  {'metric':<26} {'generated':>10} {'real held-out':>14}")
+    rows = [("Frechet distance (lower)", "frechet_distance"), ("Inception Score (higher)", "inception_score"),
+            ("precision (higher)", "precision"), ("recall (higher)", "recall")]
+    if "label_accuracy" in g:
+        rows.append(("label accuracy (higher)", "label_accuracy"))
+    for title, key in rows:
+        click.echo(f"  {title:<26} {g[key]:>10.4f} {r[key]:>14.4f}")
+    click.echo(f"  (real held-out: {r['n']} real test images outside the reference; precision/recall on {g['pr_points']} "
+               f"and {r['pr_points']} points, k = 3)")
+    if "per_class" in g:
+        click.echo("  label accuracy per class: " + ", ".join(f"{k} {v:.3f}" for k, v in g["per_class"].items()))
+    click.echo("  predicted class shares: " + ", ".join(f"{k} {v:.3f}" for k, v in g["class_share"].items()))
 
 
 @cli.command("export-triton")

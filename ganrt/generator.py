@@ -172,12 +172,14 @@ class Generator(Model):
             self._run(z[i : i + bs], None if ys is None else ys[i : i + bs], out[i : i + bs])
         return out
 
-    def _run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    def _run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray | None = None,
+             extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Images of latents z (B, nz) into ``out`` (B, H, W, C) uint8 (allocated when None); returns it.
 
         A uint8 graph writes straight into ``out`` (IO binding: no output copy, no float array in Python).
+        ``extra``: optional inputs such as label_b / alpha (ganrt.explore).
         """
-        feeds = {"z": z}
+        feeds = {"z": z, **(extra or {})}
         if labels is not None:
             feeds["label"] = labels
         if out is None:

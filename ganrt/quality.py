@@ -11,16 +11,17 @@ from .errors import ModelKindError, ParameterError
 from .generator import Generator, check_count
 
 
-def _check_fit(gen: Generator, clf: Classifier) -> None:
+def check_fit(gen: Generator, clf: Classifier) -> None:
+    """The generator's images must have the classifier's input shape."""
     if tuple(gen.image_shape) != tuple(clf.image_shape):
         h, w, c = clf.image_shape
-        raise ParameterError(f"'{clf.name}' needs ({h}, {w}, {c}) images; '{gen.name}' makes {tuple(gen.image_shape)}")
+        raise ParameterError(f"'{clf.name}' needs ({h}, {w}, {c}) uint8 images; '{gen.name}' makes {tuple(gen.image_shape)}")
 
 
 def class_coverage(gen: Generator, clf: Classifier, *, n: int = 10_000, seed: int = 0, batch_size: int = 500) -> dict[str, Any]:
     """Share of ``n`` samples that ``clf`` puts in each class: a collapsed generator leaves classes empty."""
     n = check_count("n", n)
-    _check_fit(gen, clf)
+    check_fit(gen, clf)
     counts = np.zeros(clf.num_classes, np.int64)
     confidence = 0.0
     for batch in gen.iter_batches(n, seed=seed, batch_size=batch_size):
@@ -44,7 +45,7 @@ def label_accuracy(gen: Generator, clf: Classifier, *, n: int = 10_000, seed: in
     n = check_count("n", n)
     if not gen.info.conditional:
         raise ModelKindError(f"'{gen.name}' is unconditional: label accuracy needs a conditional generator")
-    _check_fit(gen, clf)
+    check_fit(gen, clf)
     k = gen.num_classes
     hits, counts = np.zeros(k, np.int64), np.zeros(k, np.int64)
     for batch in gen.iter_batches(n, seed=seed, batch_size=batch_size):

@@ -87,3 +87,17 @@ def sr4(sr4_path):
     import ganrt
 
     return ganrt.load(sr4_path)
+
+
+@pytest.fixture(scope="session")
+def classifier_stats(classifier_path) -> Path:
+    """Reference statistics of the tiny classifier on the digits test split, next to its file."""
+    import ganrt
+    from export.data import load_dataset
+    from ganrt.fidelity import make_reference, stats_path
+
+    clf = ganrt.load(classifier_path)
+    test = load_dataset("digits", split="test")
+    stats = make_reference(clf, test.images.permute(0, 2, 3, 1).contiguous().numpy(), test.labels.numpy(), data="digits test split")
+    stats.save(stats_path(clf))
+    return stats_path(clf)

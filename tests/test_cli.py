@@ -138,13 +138,16 @@ def test_info_models_interpolate(cgan_path, tmp_path):
     assert out.returncode == 1 and "exists" in out.stderr
 
 
-def test_eval_label_accuracy(cgan_path, classifier_path):
+def test_eval_label_accuracy(cgan_path, classifier_path, classifier_stats):
     res, _ = run("eval", cgan_path, "-n", 50, "--classifier", classifier_path, "--json")
     assert res.exit_code == 0, res.output
     import json
 
     report = json.loads(res.output)
-    assert 0.0 <= report["accuracy"] <= 1.0 and len(report["per_class"]) == 10 and report["n"] == 50
+    g = report["generated"]
+    assert 0.0 <= g["label_accuracy"] <= 1.0 and len(g["per_class"]) == 10 and report["n"] == 50
+    assert g["frechet_distance"] > 0 and 1.0 <= g["inception_score"] <= 10.0 and 0 <= g["precision"] <= 1
+    assert report["real"]["n"] == 50 and report["real"]["frechet_distance"] >= 0
 
 
 def test_export_cli_reports_corrupt_checkpoint(tmp_path):
@@ -162,10 +165,12 @@ def test_labels_list_repeats_over_the_images(cgan_path, tmp_path):
     assert np.load(tmp_path / "shard-000000.npz")["labels"].tolist() == [1, 8, 1, 8, 1]
 
 
-def test_eval_class_coverage_of_unconditional_model(dcgan_path, classifier_path):
+def test_eval_class_coverage_of_unconditional_model(dcgan_path, classifier_path, classifier_stats):
     import json
 
     res, _ = run("eval", dcgan_path, "-n", 40, "--classifier", classifier_path, "--json")
     assert res.exit_code == 0, res.output
-    share = json.loads(res.output)["class_share"]
+    report = json.loads(res.output)
+    assert "label_accuracy" not in report["generated"]
+    share = report["generated"]["class_share"]
     assert len(share) == 10 and abs(sum(share.values()) - 1.0) < 1e-9

@@ -26,7 +26,9 @@ def test_export_stores_settings_and_dynamic_batch(cgan_path):
     assert info.training["train_config"]["batch_size"] == 32
     z = proto.graph.input[0]
     assert z.name == "z" and z.type.tensor_type.shape.dim[0].dim_param == "N"
-    assert [i.name for i in proto.graph.input] == ["z", "label"]
+    # label_b / alpha: optional inputs (initializers with defaults) for class interpolation
+    assert [i.name for i in proto.graph.input] == ["z", "label", "label_b", "alpha"]
+    assert {"label_b", "alpha"} <= {t.name for t in proto.graph.initializer}
     assert proto.graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
 
 

@@ -39,6 +39,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     (GANConfig(ngf=4, ndf=4, g_leaky=True), dict(k=2, prior="uniform")),
     (GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4), dict(vbn=True, ref_batch_size=16, prior="sphere")),
     (GANConfig(image_size=64, channels=3, ngf=4, ndf=4), dict(batch_size=16, limit=32)),
+    (GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4), dict(joint_d=True)),
 ])
 def test_recipe_options_train_and_checkpoint(tmp_path, cfg, kw):
     ck = load_checkpoint(train_gan(cfg, _tcfg(epochs=1, **kw), tmp_path, progress=False))
@@ -111,3 +112,18 @@ def test_sr_training_resumes_to_the_same_weights_and_stage_two_starts_from_stage
     adv = load_checkpoint(train_sr(cfg, tcfg(stage="adversarial", init=str(tmp_path / "a"), epochs=1), tmp_path / "d", progress=False))
     assert adv.epoch == 1 and "D" in adv.state and adv.history[0]["loss_d"] > 0
     assert not _states_equal(adv.state["G"], straight.state["G"])  # stage 2 moved the stage-1 weights
+
+
+def test_fine_tune_from_init_with_ema_is_exported_and_resumes_to_the_same_weights(tmp_path):
+    from export.onnx import _model_from_checkpoint
+
+    train_gan(TINY, _tcfg(epochs=1), tmp_path / "base", progress=False)
+    tune = _tcfg(epochs=2, seed=1, init=str(tmp_path / "base"), ema=0.9)
+    straight = load_checkpoint(train_gan(TINY, tune, tmp_path / "a", progress=False))
+    assert "G_ema" in straight.state and not _states_equal(straight.state["G_ema"], straight.state["G"])
+    train_gan(TINY, _tcfg(epochs=1, seed=1, init=str(tmp_path / "base"), ema=0.9), tmp_path / "b", progress=False)
+    resumed = load_checkpoint(train_gan(TINY, tune, tmp_path / "b", resume=True, progress=False))
+    assert _states_equal(straight.state["G_ema"], resumed.state["G_ema"])
+    assert _states_equal(_model_from_checkpoint(straight).state_dict(), straight.state["G_ema"])  # export takes the average
+    with pytest.raises(CheckpointError, match="not a GAN run with this configuration"):
+        train_gan(GANConfig(ngf=8, ndf=4, num_classes=10, embed_dim=4), tune, tmp_path / "c", progress=False)
