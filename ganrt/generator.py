@@ -184,14 +184,15 @@ class Generator(Model):
             feeds["label"] = labels
         if out is None:
             out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
-        if self._uint8:
+        if self._uint8 and not extra:  # IO binding takes graph inputs only, not overridable initializers (label_b, alpha)
             run_bound(self._session, feeds, self._output, out, source=self.source)
             return out
-        (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # (B, C, H, W) in value_range
+        (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # uint8 (B, H, W, C) or float (B, C, H, W)
         h, w, c = self.image_shape
-        if x.shape != (len(z), c, h, w):
-            raise InferenceError(f"{self.source}: the model returned shape {x.shape}, metadata says ({len(z)}, {c}, {h}, {w})")
-        out[...] = float_to_uint8(x, self.info.value_range)
+        expected = (len(z), h, w, c) if self._uint8 else (len(z), c, h, w)
+        if x.shape != expected:
+            raise InferenceError(f"{self.source}: the model returned shape {x.shape}, metadata says {expected}")
+        out[...] = x if self._uint8 else float_to_uint8(x, self.info.value_range)
         return out
 
     def iter_batches(
