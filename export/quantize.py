@@ -448,9 +448,17 @@ def quantize_generator(data: bytes, *, config: QuantizeConfig = QuantizeConfig()
                                                   "rewrite": config.rewrite, "keep_first_float": config.keep_first_float,
                                                   "keep_last_float": config.keep_last_float,
                                                   "pre_tanh_range": config.pre_tanh_range}}
-    qinfo = dataclasses.replace(info, precision="int8", training=training)
+    qinfo = _int8_info(info, training)
     out = _with_metadata(qproto, proto, qinfo)
     return out, {"info": qinfo, "bytes": len(out), "rewritten": count, "rewrite_max_abs_diff": rewrite_diff, **scores}
+
+
+def _int8_info(info: ModelInfo, training: dict[str, Any]) -> ModelInfo:
+    """The variant's settings: its own name (``NAME-int8``, so outputs and provenance say which file made
+    an image), a description that says so, precision int8, the gate's numbers in ``training``."""
+    name = info.name if info.name.endswith("-int8") else f"{info.name}-int8"
+    return dataclasses.replace(info, name=name, description=f"{info.description} (int8 variant)".strip(),
+                               precision="int8", training=training)
 
 
 def _with_metadata(qproto: onnx.ModelProto, proto: onnx.ModelProto, qinfo: ModelInfo) -> bytes:
@@ -559,7 +567,7 @@ def quantize_upscaler(data: bytes, *, config: QuantizeConfig = QuantizeConfig(),
     scores = {"psnr_db": round(psnr, 2), "check_photos": len(lows)}
     training = {**info.training, "quantization": {**scores, "calibration_patches": config.calibration_n // 16,
                                                   "activation_type": "uint8", "weight_type": "int8 per-channel"}}
-    qinfo = dataclasses.replace(info, precision="int8", training=training)
+    qinfo = _int8_info(info, training)
     out = _with_metadata(qproto, proto, qinfo)
     return out, {"info": qinfo, "bytes": len(out), **scores}
 
