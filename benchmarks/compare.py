@@ -41,7 +41,7 @@ from ganrt.session import onnxruntime
 
 from export.config import GANConfig, SRConfig, TrainConfig
 from export.models import Generator
-from export.onnx import _OUTPUT_NAMES, count_flops, export_module, plain_onnx
+from export.onnx import _OUTPUT_NAMES, _example_inputs, count_flops, export_module, plain_onnx
 from export.train import Checkpoint
 from export.twin import torch_twin
 
@@ -83,7 +83,7 @@ class Subject:
         self.torch_model = model.to(dev)
         self.device = dev
         self.compiled = torch.compile(self.torch_model) if compile_ else None
-        example = {"image": np.zeros((1, 3, 8, 8), np.float32)} if ck.kind == "sr" else _gan_example(ck)
+        example = _example_inputs(ck, 2, (8, 8))  # the exporter's own example inputs (8x8 images for upscalers)
         plain = plain_onnx(model.cpu(), example, outputs=_OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr").SerializeToString()
         self.torch_model.to(dev)
         ort = onnxruntime()
@@ -135,14 +135,6 @@ class Subject:
             return model.upscale_many(np.repeat(self.photo[None], b, 0))
         self._count += b
         return model.sample(b, seed=0, start=self._count, batch_size=b)
-
-
-def _gan_example(ck: Checkpoint) -> dict[str, np.ndarray]:
-    cfg = ck.model_config
-    ex = {"z": np.zeros((2, cfg.nz), np.float32)}
-    if cfg.num_classes:
-        ex["label"] = np.zeros(2, np.int64)
-    return ex
 
 
 def _photo() -> np.ndarray:

@@ -6,7 +6,7 @@ onnxruntime beside ganrt) both measure with this module, so their numbers mean t
 - **images/s** is the median over rounds; in each round every backend runs for ``min_seconds``
   in turn, so slow drift of a shared machine hits all backends alike (compare within one run);
 - **latency** p50/p99 are over every call at that batch size;
-- **peak RSS** is sampled every millisecond while a backend runs (the whole process: in
+- **peak RSS** is sampled every 5 ms while a backend runs (the whole process: in
   ``benchmarks.compare`` torch is loaded in the same process);
 - **GFLOP/s** = images/s x the model's FLOPs per image (stored in the model file at export),
   beside the float32 GEMM GFLOP/s of onnxruntime's own MatMul measured in the same run, the
@@ -76,7 +76,7 @@ class RssSampler:
     ``ru_maxrss`` only grows over the life of the process; this gives the peak of one section.
     """
 
-    def __init__(self, interval: float = 0.001) -> None:
+    def __init__(self, interval: float = 0.005) -> None:  # 5 ms: a peak lasts longer; denser sampling competes with what is timed
         self._interval = interval
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._peak = 0

@@ -236,8 +236,9 @@ class Generator(Model):
             for b in TUNE_CANDIDATES:
                 if _round and b not in rates:
                     break
-                z = latent.sample_latents(0, np.arange(b), self.nz, prior=self.prior)
-                ys = (np.arange(b) % self.num_classes).astype(np.int64) if self.info.conditional else None
+                idx = np.arange(b)
+                z = latent.sample_latents(0, idx, self.nz, prior=self.prior)
+                ys = self.resolve_labels(None, idx)  # a run's default labels: class i % K
                 out = np.empty((b, *self.image_shape), dtype=np.uint8)
                 self._run(z, ys, out)  # warm-up: allocations for this shape
                 calls, t0 = 0, time.perf_counter()

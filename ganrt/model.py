@@ -10,9 +10,8 @@ from typing import Any
 
 from .metadata import ModelInfo
 
-# onnxruntime's type string of the first output -> the precision a run records in its provenance
-_PRECISIONS = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(bfloat16)": "bfloat16",
-               "tensor(double)": "float64", "tensor(uint8)": "uint8"}
+# element type of the first output (``output_type``) -> the precision a run records in its provenance
+_PRECISIONS = {"float": "float32", "float16": "float16", "bfloat16": "bfloat16", "double": "float64", "uint8": "uint8"}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -67,8 +66,8 @@ class Model:
     def precision(self) -> str:
         """What the network computes in, e.g. ``float32`` (``int8`` for a quantized variant): part of
         every image's provenance. From the metadata; a float output's own type where it says more."""
-        kind = self._session.get_outputs()[0].type
-        if self.info.precision == "float32" and kind != "tensor(uint8)":
+        kind = self.output_type
+        if self.info.precision == "float32" and kind != "uint8":
             return _PRECISIONS.get(kind, kind)
         return self.info.precision
 
