@@ -1,4 +1,4 @@
-"""int8 generators: ConvTranspose rewritten as Conv + DepthToSpace, static QDQ quantization, a quality gate.
+"""int8 generators: ConvTranspose rewritten as Conv + pixel shuffle, static QDQ quantization, a quality gate.
 
 onnxruntime's CPU provider has no int8 ConvTranspose kernel (a quantized ConvTranspose runs
 dequantized, slower than fp32), but it has QLinearConv, which uses VNNI. So each transposed
@@ -14,6 +14,14 @@ convolution of a DCGAN generator is first rewritten as an exactly equivalent Con
   against 2.25x for a 3x3 Conv with 4 x Cout channels.
 - stride 1, kernel k, pad 0 on a 1x1 input (the first layer, latent -> k x k): a 1x1 Conv with
   k*k*Cout channels + DepthToSpace(k): a matrix product.
+
+How the pixels are shuffled matters more than the convolutions (``phase-nhwc``, the default):
+onnxruntime runs QLinearConv channels-last, and its uint8 DepthToSpace moves single values between
+two layout Transposes (with the crop's Slice, ~30% of fashion-cgan's int8 time). Written channels-last
+instead -- Transpose to NHWC, Reshape (N, h, w, 2, 2, C), Transpose (0, 1, 3, 2, 4, 5), Reshape, Slice,
+Transpose back -- onnxruntime cancels the outer Transposes with its own and moves whole C-byte pixels:
+1.3-1.9x the int8 images/s of the NCHW DepthToSpace (``benchmarks/NOTES.md``). The first layer becomes
+a Gemm whose (N, k k Cout) output is already (N, k, k, Cout) channels-last.
 
 An element-wise Relu right after a rewritten layer moves before the DepthToSpace (it commutes with
 moving pixels), so onnxruntime fuses it into the quantized Conv. Then
@@ -91,7 +99,9 @@ class QuantizeConfig:
     # clipping costs < 0.3 of 255 levels. fashion-cgan: calibrated 34.5 dB, r 2.5 43.2 dB, 3.5 48.5 dB, 5 47.6 dB.
     pre_tanh_range: float = 3.5
     classifier: str = CLASSIFIER  # model name or path judging agreement where its image shape fits; "" = none
-    rewrite: str = "phase"  # see REWRITES: phase (2x2 Conv, DepthToSpace, crop), split (four 2x2 Convs, Concat), conv3x3
+    # see REWRITES: phase-nhwc (2x2 Conv, pixels shuffled channels-last, crop; the first layer a Gemm),
+    # phase (the same with an NCHW DepthToSpace), split (four 2x2 Convs, Concat), conv3x3
+    rewrite: str = "phase-nhwc"
 
 
 # --- the exact rewrite ------------------------------------------------------------------------------
@@ -138,7 +148,7 @@ def _is_from_1x1(a: dict[str, Any], w: np.ndarray, in_shape: list | None) -> boo
             and not any(a.get("output_padding", [0, 0])))
 
 
-REWRITES = ("phase", "split", "conv3x3")
+REWRITES = ("phase-nhwc", "phase", "split", "conv3x3")
 _ACTIVATIONS = ("Relu", "LeakyRelu")  # element-wise, moved from after the layer to right after its Conv
 
 
@@ -173,7 +183,30 @@ def _split_phases(node: onnx.NodeProto, w: np.ndarray, bias: np.ndarray, *, act:
     return nodes
 
 
-def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tuple[onnx.ModelProto, int]:
+def _shuffle_nhwc(p: str, conv_out: str, final: str, cout: int, h: int, w: int, new_inits: list) -> list[onnx.NodeProto]:
+    """DepthToSpace(DCR, 2) + the one-pixel crop of (N, 4 Cout, h, w), done channels-last:
+    (N, h, w, [sy, sx, Cout]) -> (N, h, sy, w, sx, Cout) moves whole Cout-channel pixels, where an NCHW
+    DepthToSpace moves single values. onnxruntime runs QLinearConv channels-last and puts a Transpose
+    to NCHW after it and back before the next one: those cancel with the two here."""
+    new_inits += [onnx.numpy_helper.from_array(np.array(v, np.int64), f"{p}_{k}")
+                  for k, v in (("split_shape", [0, h, w, 2, 2, cout]), ("merged_shape", [0, 2 * h, 2 * w, cout]),
+                               ("starts", [1, 1]), ("ends", [-1, -1]), ("axes", [1, 2]),
+                               ("nchw_shape", [0, 1, 2 * h - 2, 2 * w - 2]))]
+    return [
+        helper.make_node("Transpose", [conv_out], [f"{p}_nhwc"], name=f"{p}_to_nhwc", perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", [f"{p}_nhwc", f"{p}_split_shape"], [f"{p}_split"], name=f"{p}_split"),
+        helper.make_node("Transpose", [f"{p}_split"], [f"{p}_shuffled"], name=f"{p}_shuffle", perm=[0, 1, 3, 2, 4, 5]),
+        helper.make_node("Reshape", [f"{p}_shuffled", f"{p}_merged_shape"], [f"{p}_merged"], name=f"{p}_merge"),
+        helper.make_node("Slice", [f"{p}_merged", f"{p}_starts", f"{p}_ends", f"{p}_axes"], [f"{p}_cropped"], name=f"{p}_crop"),
+        # one channel: (N, H, W, 1) -> (N, 1, H, W) moves nothing, so a Reshape. As a Transpose, onnxruntime
+        # cancels it with the output's NHWC Transpose and runs the float tail on (N, H, W, 1), where its
+        # element-wise kernels take a slow path (a trailing dimension of 1: ~40x slower, fashion-cgan)
+        helper.make_node("Reshape", [f"{p}_cropped", f"{p}_nchw_shape"], [final], name=f"{p}_to_nchw") if cout == 1 else
+        helper.make_node("Transpose", [f"{p}_cropped"], [final], name=f"{p}_to_nchw", perm=[0, 3, 1, 2]),
+    ]
+
+
+def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase-nhwc") -> tuple[onnx.ModelProto, int]:
     """(a copy of ``proto`` with its generator ConvTransposes as Conv + DepthToSpace, how many were rewritten).
 
     Exact up to float summation order. Other ConvTransposes are left as they are."""
@@ -220,25 +253,42 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase") -> tu
             continue
         if _is_up2(a, w):
             block = 2
-            if mode == "phase":
+            if mode in ("phase", "phase-nhwc"):
                 wc, conv_attrs = _phase_weight(w), dict(kernel_shape=[2, 2], pads=[1, 1, 1, 1])
             else:
                 wc, conv_attrs = _conv3x3_weight(w), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
             # phase: DepthToSpace puts phase 1 first, so the (2H + 2)^2 result is cropped by one pixel
-            crop = mode == "phase"
+            crop = mode in ("phase", "phase-nhwc")
         else:  # from 1x1
             block = w.shape[2]
             # (Cin, Cout, k, k) -> (k, k, Cout, Cin): channel (y k + x) Cout + o, DCR order
             wc = w.transpose(2, 3, 1, 0).reshape(block * block * cout, w.shape[0], 1, 1)
             conv_attrs, crop = dict(kernel_shape=[1, 1]), False
         p = f"{node.name or node.output[0]}_rw"
+        in_shape = shapes.get(node.input[0]) or []
+        nhwc = mode == "phase-nhwc" and len(in_shape) == 4 and all(isinstance(d, int) for d in in_shape[2:])
+        if nhwc and not crop:  # from 1x1: a matrix product, (N, Cin) x (Cin, k k Cout), as a Gemm
+            wc = wc.reshape(len(wc), -1)
+            conv = helper.make_node("Flatten", [node.input[0]], [f"{p}_flat"], name=f"{p}_flat")
+            nodes += [conv, helper.make_node("Gemm", [f"{p}_flat", f"{p}_w", f"{p}_b"], [f"{p}_conv"], name=f"{p}_conv", transB=1)]
+        else:
+            nodes.append(helper.make_node("Conv", [node.input[0], f"{p}_w", f"{p}_b"], [f"{p}_conv"], name=f"{p}_conv", **conv_attrs))
         new_inits += [onnx.numpy_helper.from_array(np.ascontiguousarray(wc, np.float32), f"{p}_w"),
                       onnx.numpy_helper.from_array(np.tile(bias, block * block).astype(np.float32), f"{p}_b")]
-        conv_out = f"{p}_conv"  # (N, block^2 Cout, H', W')
-        nodes.append(helper.make_node("Conv", [node.input[0], f"{p}_w", f"{p}_b"], [conv_out], name=f"{p}_conv", **conv_attrs))
+        conv_out = f"{p}_conv"  # (N, block^2 Cout, H', W'); from the Gemm (N, k k Cout)
         if act is not None:
             nodes.append(_activation(act, conv_out, f"{p}_relu"))
             conv_out = f"{p}_relu"
+        if nhwc and crop:
+            nodes += _shuffle_nhwc(p, conv_out, final, cout, in_shape[2] + 1, in_shape[3] + 1, new_inits)
+            continue
+        if nhwc:
+            # channel (y k + x) Cout + o is already the channels-last (N, k, k, Cout): a Reshape, then to
+            # NCHW by a Transpose that cancels with the one onnxruntime puts before the next QLinearConv
+            new_inits.append(onnx.numpy_helper.from_array(np.array([0, block, block, cout], np.int64), f"{p}_nhwc_shape"))
+            nodes += [helper.make_node("Reshape", [conv_out, f"{p}_nhwc_shape"], [f"{p}_nhwc"], name=f"{p}_as_nhwc"),
+                      helper.make_node("Transpose", [f"{p}_nhwc"], [final], name=f"{p}_to_nchw", perm=[0, 3, 1, 2])]
+            continue
         d2s_out = f"{p}_d2s" if crop else final  # (N, Cout, block H', block W')
         nodes.append(helper.make_node("DepthToSpace", [conv_out], [d2s_out], name=f"{p}_d2s", blocksize=block, mode="DCR"))
         if crop:
@@ -329,7 +379,7 @@ def _float_nodes(graph: onnx.GraphProto, *, config: QuantizeConfig) -> list[str]
     """Names of the nodes that stay float: everything after the last Conv (Tanh, post-processing);
     with ``keep_last_float`` that Conv too; with ``keep_first_float`` everything up to the first Conv
     and the Conv itself (the latent is never rounded to 8 bits)."""
-    convs = [i for i, n in enumerate(graph.node) if n.op_type == "Conv"]
+    convs = [i for i, n in enumerate(graph.node) if n.op_type in ("Conv", "Gemm")]
     if not convs:
         raise QuantizationError("no Conv left after the rewrite: not a DCGAN-style generator")
     last = convs[-1]
@@ -341,7 +391,7 @@ def _float_nodes(graph: onnx.GraphProto, *, config: QuantizeConfig) -> list[str]
     return names
 
 
-_MOVERS = ("DepthToSpace", "Slice")
+_MOVERS = ("DepthToSpace", "Slice", "Transpose", "Reshape")
 
 
 def _last_conv_tensors(graph: onnx.GraphProto) -> list[str]:
