@@ -76,7 +76,7 @@ class Subject:
 
     def __init__(self, name: str, model: torch.nn.Module, ck: Checkpoint, ganrt_path: Path, *, threads: int, device: str,
                  compile_: bool, note: str = "", int8_path: Path | None = None) -> None:
-        self.name, self.note, self.ck = name, note, ck
+        self.name, self.note, self.ck, self.path = name, note, ck, ganrt_path
         self.kind = ck.kind
         self.flops = count_flops(model, ck) * (SR_INPUT * SR_INPUT if ck.kind == "sr" else 1)  # per image
         dev = torch.device(device)
@@ -143,16 +143,18 @@ def _photo() -> np.ndarray:
     return np.ascontiguousarray(skimage.data.astronaut()[:SR_INPUT, 100 : 100 + SR_INPUT])  # (256, 256, 3) uint8
 
 
-def int8_variant(float_path: Path, tmp: Path) -> tuple[Path, dict]:
+def int8_variant(float_path: Path, tmp: Path, *, rewrite: str | None = None) -> tuple[Path, dict]:
     """(path of the int8 variant of ``float_path``, its quality): the bundled ``NAME-int8`` when there is
-    one (as shipped), else made in ``tmp`` by ``export.quantize``. A generator variant the gate refuses
-    is written all the same, for timing only: its quality says ``refused`` and why."""
+    one (as shipped), else made in ``tmp`` by ``export.quantize``; with ``rewrite`` always made, with that
+    ConvTranspose rewrite. A generator variant the gate refuses is written all the same, for timing only:
+    its quality says ``refused`` and why."""
     import onnx
 
     from export.quantize import QuantizationError, QuantizeConfig, _info, quantize_generator, quantize_graph, quantize_upscaler
 
+    config = QuantizeConfig() if rewrite is None else QuantizeConfig(rewrite=rewrite)
     bundled = ganrt.available_models().get(f"{float_path.stem}-int8")
-    if bundled is not None:
+    if bundled is not None and rewrite is None:
         info = ganrt.load(bundled).info
         return bundled, {k: v for k, v in info.training.get("quantization", {}).items() if k in ("psnr_db", "classifier_agreement")}
     data = float_path.read_bytes()
@@ -160,14 +162,14 @@ def int8_variant(float_path: Path, tmp: Path) -> tuple[Path, dict]:
     kind = _info(proto, float_path.name, kinds=("generator", "upscaler")).kind
     try:
         quantize = quantize_upscaler if kind == "upscaler" else quantize_generator
-        qdata, report = quantize(data, config=QuantizeConfig(), source=float_path.name)
+        qdata, report = quantize(data, config=config, source=float_path.name)
         quality = {k: report[k] for k in ("psnr_db", "classifier_agreement", "check_n", "check_photos") if k in report}
     except QuantizationError as exc:
         if kind == "upscaler":
             raise
-        qdata = quantize_graph(proto, _info(proto, float_path.name), config=QuantizeConfig())[0].SerializeToString()
+        qdata = quantize_graph(proto, _info(proto, float_path.name), config=config)[0].SerializeToString()
         quality = {"refused": str(exc)}
-    out = tmp / f"{float_path.stem}-int8.onnx"
+    out = tmp / f"{float_path.stem}-int8{'-' + rewrite if rewrite else ''}.onnx"
     atomic_write(out, qdata)
     return out, quality
 

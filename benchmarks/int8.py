@@ -1,18 +1,21 @@
 """int8 vs float32 vs torch eager, on the same weights, in one process with interleaved rounds.
 
     python -m benchmarks.int8 [--threads 1,2] [--batch-sizes 1,64,256] [--models fashion-cgan,dcgan-64] [--json FILE]
+                              [--rewrites phase,...]
 
 The subset of ``python -m benchmarks.compare --int8`` that the int8 work needs, at several thread
 counts in one process: ``torch`` (eager twin of the float file), ``ganrt`` (the float32 file) and
 ``ganrt-int8`` (its int8 variant from ``export.quantize``, made in this run and gated as
 ``ganrt-export quantize`` gates it; one the gate refuses is timed all the same and says so).
 The canonical DCGAN-64 has random weights and 64x64x3 images that no bundled classifier judges:
-its gate is PSNR only.
+its gate is PSNR only. ``--rewrites`` adds one backend per named ConvTranspose rewrite
+(``ganrt-int8-MODE``, see ``export.quantize.REWRITES``), made in the run with the same calibration.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -23,7 +26,8 @@ import torch
 from ganrt.bench import Record, gemm_gflops, machine, markdown_table, measure, record, to_json
 from ganrt.images import atomic_write
 
-from benchmarks.compare import subjects
+import ganrt
+from benchmarks.compare import int8_variant, subjects
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=0.5, help="minimum seconds per backend per round")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--rewrites", default="", help="also time int8 variants made with these rewrites (comma-separated)")
     a = p.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     records: list[Record] = []
@@ -53,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             for s in subjects(a.models.split(","), Path(tmp_name), threads=threads, device="cpu", compile_=False, int8=True,
                               log=note):
                 backends = {k: v for k, v in s.backends().items() if k in ("torch", "ganrt", "ganrt-int8")}
+                for mode in filter(None, a.rewrites.split(",")):
+                    path, q = int8_variant(s.path, Path(tmp_name), rewrite=mode)
+                    log(f"{s.name}: int8 rewrite {mode}: {q}")
+                    backends[f"ganrt-int8-{mode}"] = functools.partial(s._ganrt, model=ganrt.load(path, threads=threads))
                 for b in (int(x) for x in a.batch_sizes.split(",")):
                     timings = measure(backends, b, rounds=a.rounds, min_seconds=a.seconds)
                     for backend, t in timings.items():
