@@ -161,8 +161,8 @@ def train_sr_cmd(run_dir, resume, scale, width, blocks, stage, init, epochs, ste
 @click.option("--name", required=True, help="Model name stored in the file (e.g. fashion-cgan).")
 @click.option("--description", default="", help="One line stored in the file's metadata.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-@click.option("--precision", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
-              help="int8: generators only; written only if it passes the quality gate against float32 (see `quantize`).")
+@click.option("--precision", type=click.Choice(["float32", "int8", "float16"]), default="float32", show_default=True,
+              help="int8 (generators) or float16 (GPUs): written only if it passes the quality gate against float32 (see `quantize`).")
 def export_cmd(checkpoint, output, name, description, overwrite, precision):
     """Export CHECKPOINT (a file or run folder) to OUTPUT.onnx, after a parity check against torch."""
     from .onnx import export_checkpoint
@@ -174,11 +174,12 @@ def export_cmd(checkpoint, output, name, description, overwrite, precision):
 
 
 def _quality_line(report: dict) -> str:
+    label = "fp16" if report["info"].precision == "float16" else "int8"
     if "check_photos" in report:  # an upscaler
-        return f"int8 vs float32 on the {report['check_photos']} held-out photos, upscaled: PSNR {report['psnr_db']:.2f} dB"
+        return f"{label} vs float32 on the {report['check_photos']} held-out photos, upscaled: PSNR {report['psnr_db']:.2f} dB"
     agreement = report["classifier_agreement"]
     judged = f", classifier agreement {agreement:.2%}" if agreement is not None else " (no classifier fits these images)"
-    return f"int8 vs float32 on {report['check_n']} images: PSNR {report['psnr_db']:.2f} dB{judged}"
+    return f"{label} vs float32 on {report['check_n']} images: PSNR {report['psnr_db']:.2f} dB{judged}"
 
 
 @cli.command("quantize")
@@ -189,16 +190,23 @@ def _quality_line(report: dict) -> str:
 @click.option("--classifier", default="fashion-classifier", show_default=True,
               help="Classifier (name or file) whose predictions must agree, where its image shape fits; '' for none.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
-def quantize_cmd(input, output, calibration_n, check_n, classifier, overwrite):
-    """Write an int8 variant of the float32 generator or upscaler INPUT (a ganrt file) to OUTPUT.onnx.
+@click.option("--precision", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
+              help="int8: for CPUs with VNNI; fp16: half precision for GPUs (--device cuda).")
+def quantize_cmd(input, output, calibration_n, check_n, classifier, overwrite, precision):
+    """Write an int8 (or fp16) variant of the float32 generator or upscaler INPUT (a ganrt file) to OUTPUT.onnx.
 
     Refused, and nothing written, unless its images reach 35 dB PSNR to the float32 images and (for
     generators of 32x32x1 images) the bundled fashion-classifier agrees on 99% of them. Upscalers are
     judged on the held-out photos, upscaled whole."""
     from .quantize import QuantizeConfig, quantize_file
 
-    report = quantize_file(input, output, config=QuantizeConfig(calibration_n=calibration_n, check_n=check_n, classifier=classifier),
-                           overwrite=overwrite)
+    config = QuantizeConfig(calibration_n=calibration_n, check_n=check_n, classifier=classifier)
+    if precision == "fp16":
+        from .half import half_file
+
+        report = half_file(input, output, config=config, overwrite=overwrite)
+    else:
+        report = quantize_file(input, output, config=config, overwrite=overwrite)
     rewritten = (f"{report['rewritten']} ConvTranspose rewritten (max abs diff {report['rewrite_max_abs_diff']:.1e}); "
                  if "rewritten" in report else "")
     click.echo(f"wrote {output}: {rewritten}{_quality_line(report)}")

@@ -31,7 +31,7 @@ from .train import Checkpoint, load_checkpoint
 OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
 PARITY_BATCH_SIZES = (1, 3, 8)
 PARITY_TOLERANCE = 1e-4  # max abs difference, on outputs in [-1, 1] (or logits)
-EXPORT_PRECISIONS = ("float32", "int8")  # int8: generators only, see export/quantize.py
+EXPORT_PRECISIONS = ("float32", "int8", "float16")  # int8: generators only (export/quantize.py); float16: export/half.py
 
 
 class ParityError(GanrtError, RuntimeError):
@@ -220,7 +220,7 @@ def export_checkpoint(
     precision: str = "float32",
 ) -> dict[str, Any]:
     """Export a training checkpoint to a ganrt ONNX file; the file is written only if parity holds
-    (and, for ``precision="int8"``, only if the int8 variant passes ``export.quantize``'s quality gate)."""
+    (and, for ``precision`` int8 or float16, only if the variant passes ``export.quantize``'s quality gate)."""
     output = Path(output)
     check_output(output, overwrite=overwrite)
     if precision not in EXPORT_PRECISIONS:
@@ -231,6 +231,11 @@ def export_checkpoint(
         from .quantize import quantize_generator
 
         data, report["quantization"] = quantize_generator(data, source=str(checkpoint))
+        report["info"] = report["quantization"]["info"]
+    elif precision == "float16":
+        from .half import half_model
+
+        data, report["quantization"] = half_model(data, source=str(checkpoint))
         report["info"] = report["quantization"]["info"]
     atomic_write(output, data)
     return report

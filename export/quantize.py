@@ -340,9 +340,9 @@ def _info(proto: onnx.ModelProto, source: str, *, kinds: tuple[str, ...] = ("gen
         raise QuantizationError(f"{source} has no ganrt metadata: quantize a file made by ganrt-export")
     info = ModelInfo.from_json(meta[METADATA_KEY], source=source)
     if info.kind not in kinds:
-        raise ModelKindError(f"{source} is a {info.kind}; int8 variants are made for {' and '.join(k + 's' for k in kinds)}")
+        raise ModelKindError(f"{source} is a {info.kind}; int8 and fp16 variants are made for {' and '.join(k + 's' for k in kinds)}")
     if info.precision != "float32":
-        raise QuantizationError(f"{source} is already {info.precision}; quantize its float32 file")
+        raise QuantizationError(f"{source} is already {info.precision}; make variants from its float32 file")
     return info
 
 
@@ -498,17 +498,21 @@ def quantize_generator(data: bytes, *, config: QuantizeConfig = QuantizeConfig()
                                                   "rewrite": config.rewrite, "keep_first_float": config.keep_first_float,
                                                   "keep_last_float": config.keep_last_float,
                                                   "pre_tanh_range": config.pre_tanh_range}}
-    qinfo = _int8_info(info, training)
+    qinfo = variant_info(info, training)
     out = _with_metadata(qproto, proto, qinfo)
     return out, {"info": qinfo, "bytes": len(out), "rewritten": count, "rewrite_max_abs_diff": rewrite_diff, **scores}
 
 
-def _int8_info(info: ModelInfo, training: dict[str, Any]) -> ModelInfo:
-    """The variant's settings: its own name (``NAME-int8``, so outputs and provenance say which file made
-    an image), a description that says so, precision int8, the gate's numbers in ``training``."""
-    name = info.name if info.name.endswith("-int8") else f"{info.name}-int8"
-    return dataclasses.replace(info, name=name, description=f"{info.description} (int8 variant)".strip(),
-                               precision="int8", training=training)
+_SUFFIXES = {"int8": "int8", "float16": "fp16"}  # precision -> the variant's name suffix
+
+
+def variant_info(info: ModelInfo, training: dict[str, Any], *, precision: str = "int8") -> ModelInfo:
+    """The variant's settings: its own name (``NAME-int8``, ``NAME-fp16``, so outputs and provenance say
+    which file made an image), a description that says so, its precision, the gate's numbers in ``training``."""
+    suffix = _SUFFIXES[precision]
+    name = info.name if info.name.endswith(f"-{suffix}") else f"{info.name}-{suffix}"
+    return dataclasses.replace(info, name=name, description=f"{info.description} ({suffix} variant)".strip(),
+                               precision=precision, training=training)
 
 
 def _with_metadata(qproto: onnx.ModelProto, proto: onnx.ModelProto, qinfo: ModelInfo) -> bytes:
@@ -534,12 +538,13 @@ def _images(session: Any, info: ModelInfo, config: QuantizeConfig, *, batch: int
 
 
 def quality_gate(float_data: bytes, int8_data: bytes, info: ModelInfo, *, config: QuantizeConfig,
-                 source: str = "model") -> dict[str, Any]:
-    """{psnr_db, classifier_agreement (None if no classifier fits), check_n}; QuantizationError below a threshold."""
+                 source: str = "model", label: str = "int8") -> dict[str, Any]:
+    """{psnr_db, classifier_agreement (None if no classifier fits), check_n} of the ``label`` (int8, fp16)
+    variant's images against the float32 file's; QuantizationError below a threshold."""
     import ganrt
 
     ref = _images(create_session(float_data, device="cpu", source=source), info, config)
-    got = _images(create_session(int8_data, device="cpu", source=f"{source} (int8)"), info, config)
+    got = _images(create_session(int8_data, device="cpu", source=f"{source} ({label})"), info, config)
     psnr = psnr_uint8(ref, got)
     agreement = None
     judge = ganrt.load(config.classifier) if config.classifier else None
@@ -549,10 +554,10 @@ def quality_gate(float_data: bytes, int8_data: bytes, info: ModelInfo, *, config
         agreement = float(np.mean(judge.predict(ref)[0] == judge.predict(got)[0]))
     scores = {"psnr_db": round(psnr, 2), "classifier_agreement": agreement, "check_n": config.check_n}
     if not psnr >= config.min_psnr_db:
-        raise QuantizationError(f"{source}: int8 images reach {psnr:.2f} dB PSNR to fp32 (< {config.min_psnr_db:g} dB "
+        raise QuantizationError(f"{source}: {label} images reach {psnr:.2f} dB PSNR to fp32 (< {config.min_psnr_db:g} dB "
                                 f"over {config.check_n} images); refused, nothing written")
     if agreement is not None and not agreement >= config.min_agreement:
-        raise QuantizationError(f"{source}: the classifier agrees on {agreement:.2%} of int8 vs fp32 images "
+        raise QuantizationError(f"{source}: the classifier agrees on {agreement:.2%} of {label} vs fp32 images "
                                 f"(< {config.min_agreement:.0%}; PSNR {psnr:.2f} dB); refused, nothing written")
     return scores
 
@@ -585,10 +590,6 @@ def quantize_upscaler(data: bytes, *, config: QuantizeConfig = QuantizeConfig(),
     through the runtime's tiler) reach ``min_psnr_db`` against the fp32 file's; else QuantizationError."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from ganrt.upscaler import Upscaler
-
-    from .data import degrade, load_photos
-
     proto = onnx.load_from_string(data)
     info = _info(proto, source, kinds=("upscaler",))
     with tempfile.TemporaryDirectory(prefix="ganrt-quant-") as tmp:
@@ -605,21 +606,32 @@ def quantize_upscaler(data: bytes, *, config: QuantizeConfig = QuantizeConfig(),
         finally:
             logging.getLogger().removeFilter(hint)
         qproto = onnx.load(dst)
-    ref_model = Upscaler(create_session(data, device="cpu", source=source), info, source=source)
-    int8_model = Upscaler(create_session(qproto.SerializeToString(), device="cpu", source=source), info, source=source)
-    lows = [degrade(photo, info.scale)[1] for _, photo in load_photos("eval")]
-    ref = np.concatenate([ref_model.upscale(low).reshape(-1) for low in lows])
-    got = np.concatenate([int8_model.upscale(low).reshape(-1) for low in lows])
-    psnr = psnr_uint8(ref, got)
-    if not psnr >= config.min_psnr_db:
-        raise QuantizationError(f"{source}: int8 upscaled photos reach {psnr:.2f} dB PSNR to fp32 (< {config.min_psnr_db:g} dB); "
-                                "refused, nothing written")
-    scores = {"psnr_db": round(psnr, 2), "check_photos": len(lows)}
+    scores = upscaler_gate(data, qproto.SerializeToString(), info, config=config, source=source)
     training = {**info.training, "quantization": {**scores, "calibration_patches": config.calibration_n // 16,
                                                   "activation_type": "uint8", "weight_type": "int8 per-channel"}}
-    qinfo = _int8_info(info, training)
+    qinfo = variant_info(info, training)
     out = _with_metadata(qproto, proto, qinfo)
     return out, {"info": qinfo, "bytes": len(out), **scores}
+
+
+def upscaler_gate(float_data: bytes, variant_data: bytes, info: ModelInfo, *, config: QuantizeConfig, source: str = "model",
+                  label: str = "int8") -> dict[str, Any]:
+    """{psnr_db, check_photos}: the held-out photos upscaled whole (through the runtime's tiler) by the
+    ``label`` variant against the float32 file; QuantizationError under ``min_psnr_db``."""
+    from ganrt.upscaler import Upscaler
+
+    from .data import degrade, load_photos
+
+    ref_model = Upscaler(create_session(float_data, device="cpu", source=source), info, source=source)
+    variant = Upscaler(create_session(variant_data, device="cpu", source=f"{source} ({label})"), info, source=source)
+    lows = [degrade(photo, info.scale)[1] for _, photo in load_photos("eval")]
+    ref = np.concatenate([ref_model.upscale(low).reshape(-1) for low in lows])
+    got = np.concatenate([variant.upscale(low).reshape(-1) for low in lows])
+    psnr = psnr_uint8(ref, got)
+    if not psnr >= config.min_psnr_db:
+        raise QuantizationError(f"{source}: {label} upscaled photos reach {psnr:.2f} dB PSNR to fp32 (< {config.min_psnr_db:g} dB); "
+                                "refused, nothing written")
+    return {"psnr_db": round(psnr, 2), "check_photos": len(lows)}
 
 
 def quantize_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = QuantizeConfig(),
