@@ -81,6 +81,7 @@ def load(
     threads: int | None = None,
     kind: str | None = None,
     spin: bool = True,
+    cuda_graph: bool = False,
 ) -> Any:
     """Load a bundled model by name, or a ganrt ONNX file by path.
 
@@ -88,7 +89,8 @@ def load(
     is ``cpu``, ``cuda`` (an error if CUDA cannot run it), ``tensorrt`` (TensorRT, then CUDA for what it
     cannot take) or ``auto``; ``threads`` None lets onnxruntime use one thread per core; ``spin`` False
     keeps idle onnxruntime threads from busy-waiting (for processes that do other work between calls). ``kind`` ("generator", ...) raises ``ModelKindError``
-    when the file holds another kind of model.
+    when the file holds another kind of model. ``cuda_graph`` (generators on ``cuda``): capture each batch
+    size's kernels once and replay them (``session.GraphRunner``).
     """
     from .onnxfile import check_model_file
     from .session import create_session, read_info
@@ -96,9 +98,13 @@ def load(
     path = resolve_model(name_or_path)
     source = str(name_or_path)
     check_model_file(path, source=source)
-    session = create_session(path, device=device, threads=threads, source=source, spin=spin)
+    session = create_session(path, device=device, threads=threads, source=source, spin=spin, cuda_graph=cuda_graph)
     info = read_info(session, source=source)
     if kind is not None and info.kind != kind:
         a = lambda word: ("an " if word[0] in "aeiou" else "a ") + word  # noqa: E731
         raise ModelKindError(f"'{source}' is {a(info.kind)} model, not {a(kind)}; `ganrt models` lists each model's kind")
+    if cuda_graph:
+        if info.kind != "generator":
+            raise ParameterError(f"CUDA graphs are for generators; '{source}' is {info.kind}")
+        return Generator(session, info, source=source, path=path, graphs="cuda")
     return _CLASSES[info.kind](session, info, source=source, path=path)

@@ -20,7 +20,7 @@ from .errors import InferenceError, LabelError, ModelFormatError, ParameterError
 from .images import float_to_uint8
 from .metadata import ModelInfo
 from .model import Model
-from .session import run_bound, run_session
+from .session import GraphRunner, run_bound, run_session
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
 # Runs of at least TUNE_MIN_N images without a batch size use the fastest of TUNE_CANDIDATES, measured
@@ -54,7 +54,9 @@ def check_count(name: str, value: int, *, minimum: int = 1) -> int:
 class Generator(Model):
     """A loaded generator. Stateless per call and thread-safe: one instance can serve many threads."""
 
-    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
+    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None, graphs: str | None = None) -> None:
+        """``graphs``: run every call through a ``GraphRunner`` on that device -- ``cuda`` with a session
+        made with ``cuda_graph`` (captured CUDA graphs); ``cpu`` takes the same path without capture."""
         super().__init__(session, info, source=source, path=path)
         inputs = {i.name: i for i in session.get_inputs()}
         expected = {"z"} | ({"label"} if info.conditional else set())
@@ -78,6 +80,9 @@ class Generator(Model):
             raise ModelFormatError(f"{source}: output {output.name} has shape {output.shape}, "
                                    f"metadata says (N, {', '.join(map(str, expected_shape))})")
         self._output = output.name
+        if graphs is not None and not self._uint8:
+            raise ModelFormatError(f"{source}: CUDA graphs need a uint8-output file (export it again with this ganrt-export)")
+        self._graphs = GraphRunner(session, output.name, device=graphs, source=source) if graphs else None
 
     @property
     def nz(self) -> int:
@@ -185,9 +190,15 @@ class Generator(Model):
         if out is None:
             out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
         if self._uint8 and not extra:  # IO binding takes graph inputs only, not overridable initializers (label_b, alpha)
-            run_bound(self._session, feeds, self._output, out, source=self.source)
+            if self._graphs is not None:
+                self._graphs.run(feeds, out)
+            else:
+                run_bound(self._session, feeds, self._output, out, source=self.source)
             return out
-        (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # uint8 (B, H, W, C) or float (B, C, H, W)
+        if self._graphs is not None:  # a session that captures CUDA graphs: this call stays outside them
+            (x,) = self._graphs.run_uncaptured([self._output], feeds)
+        else:
+            (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # uint8 (B, H, W, C) or float (B, C, H, W)
         h, w, c = self.image_shape
         expected = (len(z), h, w, c) if self._uint8 else (len(z), c, h, w)
         if x.shape != expected:

@@ -56,23 +56,28 @@ def _options(threads: int | None, spin: bool = True) -> Any:
     return opts
 
 
-def _provider_list(device: str, available: list[str]) -> list[Any]:
+def _provider_list(device: str, available: list[str], *, cuda_graph: bool = False) -> list[Any]:
     """onnxruntime's providers argument for ``device``: accelerators first, with their options, CPU last."""
+    cuda = {**_CUDA_OPTIONS, "enable_cuda_graph": "1"} if cuda_graph else _CUDA_OPTIONS
     if device == "tensorrt":
-        return [(_PROVIDERS["tensorrt"], _TRT_OPTIONS), (_PROVIDERS["cuda"], _CUDA_OPTIONS), _PROVIDERS["cpu"]]
+        return [(_PROVIDERS["tensorrt"], _TRT_OPTIONS), (_PROVIDERS["cuda"], cuda), _PROVIDERS["cpu"]]
     if device == "cuda" or (device == "auto" and _PROVIDERS["cuda"] in available):
-        return [(_PROVIDERS["cuda"], _CUDA_OPTIONS), _PROVIDERS["cpu"]]
+        return [(_PROVIDERS["cuda"], cuda), _PROVIDERS["cpu"]]
     return [_PROVIDERS["cpu"]]
 
 
 def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", threads: int | None = None, source: str | None = None,
-                   spin: bool = True) -> Any:
+                   spin: bool = True, cuda_graph: bool = False) -> Any:
     """An ``InferenceSession`` for ``model`` (a path or serialized bytes) on ``device``.
 
     ``cpu``, ``cuda`` and ``tensorrt`` are strict; ``auto`` takes CUDA when it is available and starts, else CPU.
+    ``cuda_graph`` (``cuda`` only) lets the CUDA provider capture each batch size's kernels once and
+    replay them (see ``GraphRunner``, which every call on such a session must go through).
     """
     if device not in DEVICES:
         raise ParameterError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if cuda_graph and device != "cuda":
+        raise ParameterError(f"CUDA graphs need device 'cuda', got {device!r}")
     ort = onnxruntime()
     source = source or (str(model) if not isinstance(model, bytes) else "model")
     available = ort.get_available_providers()
@@ -81,7 +86,7 @@ def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", thr
             f"device '{device}' needs onnxruntime's {_PROVIDERS[device]}, but this onnxruntime offers only "
             f"{', '.join(available)}; install 'ganrt[gpu]' (onnxruntime-gpu, without onnxruntime) or use --device cpu"
         )
-    providers = _provider_list(device, available)
+    providers = _provider_list(device, available, cuda_graph=cuda_graph)
     model_arg = model if isinstance(model, bytes) else str(model)
     try:
         session = ort.InferenceSession(model_arg, sess_options=_options(threads, spin), providers=providers)
@@ -168,3 +173,68 @@ def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, sou
         session.run_with_iobinding(binding)
     except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
         raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
+
+
+class GraphRunner:
+    """Runs a session through fixed, preallocated device buffers: one slot per batch size, each with its
+    own bound inputs and output and its own graph id. On a session made with ``cuda_graph`` the CUDA
+    provider captures a slot's kernels on its first run and replays them on later runs (no per-kernel
+    launch cost: what batch-1 and small-batch calls on a GPU pay most); a captured graph reads and writes
+    exactly those buffers, so new inputs are copied into them (``update_inplace``) and the output copied
+    out, one call per slot at a time. On the CPU the same path runs without capture (tests use that).
+
+    Thread-safe: a lock per slot; calls with different batch sizes run concurrently.
+    """
+
+    def __init__(self, session: Any, output: str, *, device: str = "cuda", source: str) -> None:
+        import threading
+
+        self._session, self._output, self._device, self._source = session, output, device, source
+        self._slots: dict[tuple, Any] = {}
+        self._lock = threading.Lock()  # guards _slots only
+
+    def _slot(self, feeds: dict[str, Any], out: Any) -> Any:
+        import threading
+        from types import SimpleNamespace
+
+        key = tuple((name, value.shape, value.dtype.str) for name, value in sorted(feeds.items())) + (out.shape,)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                ort = onnxruntime()
+                inputs = {name: ort.OrtValue.ortvalue_from_numpy(value, self._device, 0) for name, value in feeds.items()}
+                output = ort.OrtValue.ortvalue_from_shape_and_type(list(out.shape), out.dtype, self._device, 0)
+                binding = self._session.io_binding()
+                for name, value in inputs.items():
+                    binding.bind_ortvalue_input(name, value)
+                binding.bind_ortvalue_output(self._output, output)
+                options = ort.RunOptions()
+                options.add_run_config_entry("gpu_graph_id", str(len(self._slots) + 1))  # 0 and -1 mean default / no capture
+                slot = self._slots[key] = SimpleNamespace(inputs=inputs, output=output, binding=binding, options=options,
+                                                          lock=threading.Lock())
+        return slot
+
+    def run_uncaptured(self, outputs: list[str], feeds: dict[str, Any]) -> list[Any]:
+        """``session.run`` outside any graph (graph id -1: nothing captured or replayed), for calls whose
+        inputs the slots do not bind (a generator's optional label_b / alpha)."""
+        options = onnxruntime().RunOptions()
+        options.add_run_config_entry("gpu_graph_id", "-1")
+        try:
+            return self._session.run(outputs, feeds, options)
+        except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
+            raise InferenceError(f"{self._source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
+
+    def run(self, feeds: dict[str, Any], out: Any) -> None:
+        """Run with ``feeds`` (C-contiguous numpy arrays); the output (``out``'s shape and type) copied into ``out``."""
+        import numpy as np
+
+        feeds = {name: np.ascontiguousarray(value) for name, value in feeds.items()}
+        slot = self._slot(feeds, out)
+        try:
+            with slot.lock:
+                for name, value in feeds.items():
+                    slot.inputs[name].update_inplace(value)
+                self._session.run_with_iobinding(slot.binding, slot.options)
+                out[...] = slot.output.numpy()
+        except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
+            raise InferenceError(f"{self._source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
