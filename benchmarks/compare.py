@@ -8,6 +8,7 @@ Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x2
   graph as it comes), float output turned into uint8 in numpy: what a user writes by hand;
 - ``ganrt``: the runtime as shipped (``Generator.sample`` / ``Upscaler.upscale``).
 - ``torch-compile`` (``--compile``, or always with ``--device cuda``): ``torch.compile`` of the eager model.
+- ``ganrt-1lane`` (``--one-lane``, generators): the runtime with ``lanes=1``, each batch one multi-threaded run;
 - ``ganrt-fp16`` (``--fp16``): the fp16 variant made in the run by ``export.half`` (for ``--device cuda``);
 - ``ganrt-cudagraph`` (``--device cuda``, generators): the float32 file replayed from captured CUDA graphs;
 - ``ganrt-int8`` (``--int8``): the bundled int8 variant (``NAME-int8``), or one made in the run by
@@ -77,7 +78,8 @@ class Subject:
     """One model under test: its torch module, plain export, ganrt model, and per-backend callables."""
 
     def __init__(self, name: str, model: torch.nn.Module, ck: Checkpoint, ganrt_path: Path, *, threads: int, device: str,
-                 compile_: bool, note: str = "", int8_path: Path | None = None, fp16_path: Path | None = None) -> None:
+                 compile_: bool, note: str = "", int8_path: Path | None = None, fp16_path: Path | None = None,
+                 one_lane: bool = False) -> None:
         self.name, self.note, self.ck, self.path = name, note, ck, ganrt_path
         self.kind = ck.kind
         self.flops = count_flops(model, ck) * (SR_INPUT * SR_INPUT if ck.kind == "sr" else 1)  # per image
@@ -96,6 +98,7 @@ class Subject:
         self.ganrt = ganrt.load(ganrt_path, device=device, threads=threads)
         self.int8 = ganrt.load(int8_path, device=device, threads=threads) if int8_path else None
         self.fp16 = ganrt.load(fp16_path, device=device, threads=threads) if fp16_path else None
+        self.one_lane = ganrt.load(ganrt_path, device=device, threads=threads, lanes=1) if one_lane and ck.kind == "gan" else None
         # generators on CUDA: the same file replayed from captured CUDA graphs, one per batch size
         self.graphs = ganrt.load(ganrt_path, device=device, cuda_graph=True) if device == "cuda" and ck.kind == "gan" else None
         self.photo = _photo() if ck.kind == "sr" else None
@@ -112,6 +115,8 @@ class Subject:
             out["ganrt-fp16"] = lambda b: self._ganrt(b, self.fp16)
         if self.graphs is not None:
             out["ganrt-cudagraph"] = lambda b: self._ganrt(b, self.graphs)
+        if self.one_lane is not None:
+            out["ganrt-1lane"] = lambda b: self._ganrt(b, self.one_lane)
         return out
 
     def _torch(self, model, b: int) -> np.ndarray:
@@ -194,7 +199,7 @@ def fp16_variant(float_path: Path, tmp: Path) -> tuple[Path, dict]:
 
 
 def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_: bool, int8: bool = False,
-             fp16: bool = False, log=print) -> list[Subject]:
+             fp16: bool = False, one_lane: bool = False, log=print) -> list[Subject]:
     out = []
     for name in names:
         if name == "dcgan-64":
@@ -217,19 +222,19 @@ def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_
             fp16_path, quality = fp16_variant(path, tmp)
             log(f"{name}: fp16 variant {quality}")
         out.append(Subject(name, model, ck, path, threads=threads, device=device, compile_=compile_, note=note, int8_path=int8_path,
-                           fp16_path=fp16_path))
+                           fp16_path=fp16_path, one_lane=one_lane))
     return out
 
 
 def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str, rounds: int, min_seconds: float,
-        compile_: bool, int8: bool = False, fp16: bool = False, log=print) -> tuple[list[Record], float]:
+        compile_: bool, int8: bool = False, fp16: bool = False, one_lane: bool = False, log=print) -> tuple[list[Record], float]:
     torch.set_num_threads(threads)
     gemm = gemm_gflops(threads=threads)
     log(f"onnxruntime MatMul 2048^2 fp32, {threads} threads: {gemm:.1f} GFLOP/s")
     sampler = RssSampler()
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_, int8=int8, fp16=fp16, log=log):
+        for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_, int8=int8, fp16=fp16, one_lane=one_lane, log=log):
             for b in batch_sizes:
                 if s.kind == "sr" and b > SR_MAX_BATCH:
                     continue
@@ -263,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="minimum seconds per backend per round")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (always on with --device cuda)")
     p.add_argument("--int8", action="store_true", help="also time each model's int8 variant (bundled NAME-int8, or made by export.quantize)")
+    p.add_argument("--one-lane", action="store_true", help="also time the generators with lanes=1 (one multi-threaded run per batch)")
     p.add_argument("--fp16", action="store_true", help="also time each model's fp16 variant (made in the run by export.half; for --device cuda)")
     a = p.parse_args(argv)
     batch_sizes = [int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else ([1, 64] if a.quick else list(DEFAULT_BATCH_SIZES))
@@ -270,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = a.seconds or (0.25 if a.quick else 1.0)
     t0 = time.perf_counter()
     records, gemm = run(models=a.models.split(","), batch_sizes=batch_sizes, threads=a.threads, device=a.device, rounds=rounds,
-                        min_seconds=seconds, compile_=a.compile or a.device == "cuda", int8=a.int8, fp16=a.fp16,
+                        min_seconds=seconds, compile_=a.compile or a.device == "cuda", int8=a.int8, fp16=a.fp16, one_lane=a.one_lane,
                         log=lambda m: print(m, file=sys.stderr))
     info = {**machine(), "torch": torch.__version__, "threads": a.threads, "device": a.device, "gemm_gflops": gemm,
             "rounds": rounds, "min_seconds": seconds, "seconds_total": round(time.perf_counter() - t0, 1),

@@ -82,6 +82,7 @@ def load(
     kind: str | None = None,
     spin: bool = True,
     cuda_graph: bool = False,
+    lanes: int | None = None,
 ) -> Any:
     """Load a bundled model by name, or a ganrt ONNX file by path.
 
@@ -90,7 +91,9 @@ def load(
     cannot take) or ``auto``; ``threads`` None lets onnxruntime use one thread per core; ``spin`` False
     keeps idle onnxruntime threads from busy-waiting (for processes that do other work between calls). ``kind`` ("generator", ...) raises ``ModelKindError``
     when the file holds another kind of model. ``cuda_graph`` (generators on ``cuda``): capture each batch
-    size's kernels once and replay them (``session.GraphRunner``).
+    size's kernels once and replay them (``session.GraphRunner``). ``lanes`` (generators on the CPU): split
+    batches of at least ``LANE_MIN`` images per lane into that many concurrent single-threaded runs; None:
+    one lane per thread (``threads``, or the cores), 1: off. Images do not depend on it.
     """
     from .onnxfile import check_model_file
     from .session import create_session, read_info
@@ -107,4 +110,20 @@ def load(
         if info.kind != "generator":
             raise ParameterError(f"CUDA graphs are for generators; '{source}' is {info.kind}")
         return Generator(session, info, source=source, path=path, graphs="cuda")
+    if info.kind == "generator":
+        return Generator(session, info, source=source, path=path, lanes=_lanes(path, session, lanes, threads, spin, source))
     return _CLASSES[info.kind](session, info, source=source, path=path)
+
+
+def _lanes(path: Path, session: Any, lanes: int | None, threads: int | None, spin: bool, source: str) -> tuple[Any, int] | None:
+    """(single-threaded session, lane count) for a CPU generator, or None: lanes off, or on a GPU."""
+    import os
+
+    from .session import create_session, session_device
+
+    if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
+        raise ParameterError(f"lanes must be an integer >= 1 (or None for one per thread), got {lanes!r}")
+    count = lanes if lanes is not None else (threads or os.cpu_count() or 1)
+    if count < 2 or session_device(session) != "cpu":
+        return None
+    return create_session(path, device="cpu", threads=1, source=source, spin=spin), count

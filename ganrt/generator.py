@@ -28,6 +28,10 @@ DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, m
 TUNE_MIN_N = 4096
 TUNE_CANDIDATES = (16, 32, 64, 128, 256, 512)
 _TUNE_SECONDS = 0.08  # per candidate and round
+# A batch of at least LANE_MIN images per lane is split over the lanes (``load(lanes=...)``): concurrent
+# single-threaded runs of one session, one per core. On 2 cores this beat one two-threaded run by
+# 9-42% at batch 64/256 (small convolutions parallelise poorly inside one run; benchmarks/NOTES.md).
+LANE_MIN = 8
 
 LabelSpec = int | str | Sequence[int | str] | np.ndarray | None
 
@@ -54,9 +58,12 @@ def check_count(name: str, value: int, *, minimum: int = 1) -> int:
 class Generator(Model):
     """A loaded generator. Stateless per call and thread-safe: one instance can serve many threads."""
 
-    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None, graphs: str | None = None) -> None:
+    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None, graphs: str | None = None,
+                 lanes: tuple[Any, int] | None = None) -> None:
         """``graphs``: run every call through a ``GraphRunner`` on that device -- ``cuda`` with a session
-        made with ``cuda_graph`` (captured CUDA graphs); ``cpu`` takes the same path without capture."""
+        made with ``cuda_graph`` (captured CUDA graphs); ``cpu`` takes the same path without capture.
+        ``lanes``: (a single-threaded session of the same file, how many lanes): batches of at least
+        ``LANE_MIN`` images per lane are split into that many parts run at once on that session."""
         super().__init__(session, info, source=source, path=path)
         inputs = {i.name: i for i in session.get_inputs()}
         expected = {"z"} | ({"label"} if info.conditional else set())
@@ -83,6 +90,12 @@ class Generator(Model):
         if graphs is not None and not self._uint8:
             raise ModelFormatError(f"{source}: CUDA graphs need a uint8-output file (export it again with this ganrt-export)")
         self._graphs = GraphRunner(session, output.name, device=graphs, source=source) if graphs else None
+        self._lane_session, self.lanes = lanes if lanes and lanes[1] > 1 and self._uint8 and not graphs else (None, 1)
+        if self._lane_session is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # the calling thread runs the first part itself: lanes - 1 helpers, started on first use
+            self._lane_pool = ThreadPoolExecutor(self.lanes - 1, thread_name_prefix="ganrt-lane")
 
     @property
     def nz(self) -> int:
@@ -192,6 +205,8 @@ class Generator(Model):
         if self._uint8 and not extra:  # IO binding takes graph inputs only, not overridable initializers (label_b, alpha)
             if self._graphs is not None:
                 self._graphs.run(feeds, out)
+            elif self._lane_session is not None and len(z) >= LANE_MIN * self.lanes:
+                self._run_lanes(feeds, out)
             else:
                 run_bound(self._session, feeds, self._output, out, source=self.source)
             return out
@@ -205,6 +220,19 @@ class Generator(Model):
             raise InferenceError(f"{self.source}: the model returned shape {x.shape}, metadata says {expected}")
         out[...] = x if self._uint8 else float_to_uint8(x, self.info.value_range)
         return out
+
+    def _run_lanes(self, feeds: dict[str, np.ndarray], out: np.ndarray) -> None:
+        """One batch as ``lanes`` contiguous parts, run at once on the single-threaded session (onnxruntime
+        runs concurrent calls of one session in parallel), each writing its rows of ``out``. An image does
+        not depend on the part it is made in (the same per-image arithmetic as one whole run)."""
+        bounds = np.linspace(0, len(out), self.lanes + 1).astype(int)
+        parts = [({k: v[a:b] for k, v in feeds.items()}, out[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        helpers = [self._lane_pool.submit(run_bound, self._lane_session, f, self._output, o, source=self.source) for f, o in parts[1:]]
+        try:
+            run_bound(self._lane_session, parts[0][0], self._output, parts[0][1], source=self.source)
+        finally:
+            for helper in helpers:
+                helper.result()  # waits for every part (and raises the first failure) before out is used
 
     def iter_batches(
         self,

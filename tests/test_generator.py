@@ -163,3 +163,31 @@ def test_import_works_without_onnxruntime_and_says_which_extra(cgan_path):
     out = subprocess.run([sys.executable, "-c", code, str(cgan_path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "pip install 'ganrt[cpu]'" in out.stdout
+
+
+def test_lanes_split_batches_without_changing_an_image(cgan_path, dcgan_path):
+    """Batches of >= LANE_MIN images per lane run as parts on a single-threaded session at once; images
+    are byte-identical to one whole run, for every batch size around the threshold and from many threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ganrt.generator import LANE_MIN
+
+    for path in (cgan_path, dcgan_path):
+        whole = ganrt.load(path, threads=2, lanes=1)
+        split = ganrt.load(path, threads=2, lanes=3)
+        assert whole.lanes == 1 and split.lanes == 3
+        for batch in (1, 3 * LANE_MIN - 1, 3 * LANE_MIN, 50):
+            np.testing.assert_array_equal(split.sample(100, seed=2, batch_size=batch), whole.sample(100, seed=2, batch_size=64))
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda s: split.sample(64, seed=s, batch_size=32), range(8)))
+        assert all(np.array_equal(g, whole.sample(64, seed=s)) for s, g in enumerate(got))
+
+
+def test_lanes_default_to_one_per_thread_and_are_checked(cgan_path):
+    from ganrt.errors import ParameterError
+
+    assert ganrt.load(cgan_path, threads=2).lanes == 2
+    assert ganrt.load(cgan_path, threads=1).lanes == 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ParameterError, match="lanes must be an integer >= 1"):
+            ganrt.load(cgan_path, lanes=bad)
