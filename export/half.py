@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import onnx
 
-from ganrt.errors import OutputError
-from ganrt.images import atomic_write
-
-from .onnx import check_output
-from .quantize import QuantizeConfig, _info, _with_metadata, quality_gate, upscaler_gate, variant_info
+from .quantize import QuantizeConfig, _info, _with_metadata, quality_gate, upscaler_gate, variant_info, write_variant
 
 _POST_PREFIX = "post_"  # outputs of the generator's in-graph post-processing (export.onnx.append_uint8_output)
 
@@ -83,12 +78,4 @@ def half_model(data: bytes, *, config: QuantizeConfig = QuantizeConfig(), source
 def half_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = QuantizeConfig(),
               overwrite: bool = False) -> dict[str, Any]:
     """Write the fp16 variant of the float32 ganrt file ``input`` to ``output`` if it passes the gate."""
-    output = Path(output)
-    check_output(output, overwrite=overwrite)
-    try:
-        data = Path(input).read_bytes()
-    except OSError as exc:
-        raise OutputError(f"cannot read {input}: {exc.strerror}") from None
-    out, report = half_model(data, config=config, source=str(input))
-    atomic_write(output, out)
-    return report
+    return write_variant(input, output, half_model, config=config, overwrite=overwrite)

@@ -634,18 +634,27 @@ def upscaler_gate(float_data: bytes, variant_data: bytes, info: ModelInfo, *, co
     return {"psnr_db": round(psnr, 2), "check_photos": len(lows)}
 
 
-def quantize_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = QuantizeConfig(),
+def write_variant(input: str | os.PathLike, output: str | os.PathLike, make, *, config: QuantizeConfig,
                   overwrite: bool = False) -> dict[str, Any]:
-    """Write the int8 variant of the float32 ganrt generator or upscaler ``input`` to ``output`` if it passes the gate."""
+    """``make(bytes of input, config=, source=) -> (variant bytes, report)``, written to ``output`` only if it
+    returns (a gate that fails raises and nothing is written); the output is checked before any work."""
     output = Path(output)
     check_output(output, overwrite=overwrite)
     try:
         data = Path(input).read_bytes()
     except OSError as exc:
         raise OutputError(f"cannot read {input}: {exc.strerror}") from None
-    kind = _info(onnx.load_from_string(data), str(input), kinds=("generator", "upscaler")).kind
-    quantize = quantize_upscaler if kind == "upscaler" else quantize_generator
-    out, report = quantize(data, config=config, source=str(input))
+    out, report = make(data, config=config, source=str(input))
     atomic_write(output, out)
     return report
 
+
+def _quantize_any(data: bytes, *, config: QuantizeConfig, source: str) -> tuple[bytes, dict[str, Any]]:
+    kind = _info(onnx.load_from_string(data), source, kinds=("generator", "upscaler")).kind
+    return (quantize_upscaler if kind == "upscaler" else quantize_generator)(data, config=config, source=source)
+
+
+def quantize_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = QuantizeConfig(),
+                  overwrite: bool = False) -> dict[str, Any]:
+    """Write the int8 variant of the float32 ganrt generator or upscaler ``input`` to ``output`` if it passes the gate."""
+    return write_variant(input, output, _quantize_any, config=config, overwrite=overwrite)
