@@ -183,8 +183,11 @@ class GraphRunner:
     exactly those buffers, so new inputs are copied into them (``update_inplace``) and the output copied
     out, one call per slot at a time. On the CPU the same path runs without capture (tests use that).
 
-    Thread-safe: a lock per slot; calls with different batch sizes run concurrently.
+    Thread-safe: a lock per slot; calls with different batch sizes run concurrently. At most
+    ``MAX_SLOTS`` batch sizes get a slot (each holds device buffers and a graph); others run uncaptured.
     """
+
+    MAX_SLOTS = 16
 
     def __init__(self, session: Any, output: str, *, device: str = "cuda", source: str) -> None:
         import threading
@@ -200,6 +203,8 @@ class GraphRunner:
         key = tuple((name, value.shape, value.dtype.str) for name, value in sorted(feeds.items())) + (out.shape,)
         with self._lock:
             slot = self._slots.get(key)
+            if slot is None and len(self._slots) >= self.MAX_SLOTS:
+                return None
             if slot is None:
                 ort = onnxruntime()
                 inputs = {name: ort.OrtValue.ortvalue_from_numpy(value, self._device, 0) for name, value in feeds.items()}
@@ -230,6 +235,9 @@ class GraphRunner:
 
         feeds = {name: np.ascontiguousarray(value) for name, value in feeds.items()}
         slot = self._slot(feeds, out)
+        if slot is None:  # one batch size too many for its own graph
+            out[...] = self.run_uncaptured([self._output], feeds)[0]
+            return
         try:
             with slot.lock:
                 for name, value in feeds.items():

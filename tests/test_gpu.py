@@ -70,6 +70,10 @@ def test_graph_runner_gives_the_plain_images_per_batch_size_and_thread(cgan_path
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda s: graphs.sample(32, seed=s, batch_size=8), range(6)))
     assert all(np.abs(r.astype(int) - expected[s]).max() <= tolerance for s, r in enumerate(results))
+    # batch sizes beyond the slot limit run uncaptured, with the same images
+    graphs._graphs.MAX_SLOTS = len(graphs._graphs._slots)
+    assert np.abs(graphs.sample(10, seed=1, batch_size=5).astype(int) - plain.sample(10, seed=1)).max() <= tolerance
+    assert len(graphs._graphs._slots) == graphs._graphs.MAX_SLOTS
     # optional inputs (class mixing) run outside the captured graphs
     from ganrt.explore import class_interpolation
 
