@@ -104,7 +104,7 @@ class RunWriter:
                 for k, i in enumerate(indices.tolist())]
 
 
-WRITE_AHEAD = 2  # batches being encoded and written while the next one is sampled
+WRITE_AHEAD = 4  # batches being encoded and written while the next one is sampled (4: +19% PNG images/s over 2, NOTES)
 
 
 def write_run(writer: RunWriter, batches: Iterable[Batch], journal: Journal, *,
