@@ -98,6 +98,8 @@ def load(
     from .onnxfile import check_model_file
     from .session import create_session, read_info
 
+    if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
+        raise ParameterError(f"lanes must be an integer >= 1 (or None for one per thread), got {lanes!r}")
     path = resolve_model(name_or_path)
     source = str(name_or_path)
     check_model_file(path, source=source)
@@ -121,8 +123,6 @@ def _lanes(path: Path, session: Any, lanes: int | None, threads: int | None, spi
 
     from .session import create_session, session_device
 
-    if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
-        raise ParameterError(f"lanes must be an integer >= 1 (or None for one per thread), got {lanes!r}")
     count = lanes if lanes is not None else (threads or os.cpu_count() or 1)
     if count < 2 or session_device(session) != "cpu":
         return None
