@@ -174,7 +174,9 @@ def export_cmd(checkpoint, output, name, description, overwrite, precision):
 
 
 def _quality_line(report: dict) -> str:
-    label = "fp16" if report["info"].precision == "float16" else "int8"
+    from .quantize import VARIANT_SUFFIXES
+
+    label = VARIANT_SUFFIXES[report["info"].precision]
     if "check_photos" in report:  # an upscaler
         return f"{label} vs float32 on the {report['check_photos']} held-out photos, upscaled: PSNR {report['psnr_db']:.2f} dB"
     agreement = report["classifier_agreement"]

@@ -11,7 +11,7 @@ classifier fits; upscalers on the held-out photos), run on the CPU. There onnxru
 kernels and computes most nodes in float32 between Casts, so the gate measures what half-precision
 storage of weights and activations costs; a GPU adds half-precision arithmetic inside cuDNN's kernels
 (they accumulate in float32), which the gate does not see. The variant is for ``--device cuda``; on the
-CPU it runs, but slower than float32 (the Casts).
+CPU it runs at about the float32 speed (a DCGAN-64 probe: 390 vs 368 images/s at batch 8, one run).
 """
 
 from __future__ import annotations

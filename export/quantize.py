@@ -503,13 +503,13 @@ def quantize_generator(data: bytes, *, config: QuantizeConfig = QuantizeConfig()
     return out, {"info": qinfo, "bytes": len(out), "rewritten": count, "rewrite_max_abs_diff": rewrite_diff, **scores}
 
 
-_SUFFIXES = {"int8": "int8", "float16": "fp16"}  # precision -> the variant's name suffix
+VARIANT_SUFFIXES = {"int8": "int8", "float16": "fp16"}  # precision -> the variant's name suffix and label
 
 
 def variant_info(info: ModelInfo, training: dict[str, Any], *, precision: str = "int8") -> ModelInfo:
     """The variant's settings: its own name (``NAME-int8``, ``NAME-fp16``, so outputs and provenance say
     which file made an image), a description that says so, its precision, the gate's numbers in ``training``."""
-    suffix = _SUFFIXES[precision]
+    suffix = VARIANT_SUFFIXES[precision]
     name = info.name if info.name.endswith(f"-{suffix}") else f"{info.name}-{suffix}"
     return dataclasses.replace(info, name=name, description=f"{info.description} ({suffix} variant)".strip(),
                                precision=precision, training=training)

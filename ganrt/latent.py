@@ -41,29 +41,40 @@ def _keys(seed: int, indices: np.ndarray) -> np.ndarray:
     return _mix64(s ^ (indices.astype(np.uint64) * _INDEX_SALT))
 
 
+def _offsets(counters: np.ndarray) -> np.ndarray:
+    """The counter term of the hash, (counter + 1) * golden, uint64 of ``counters``' shape."""
+    return (counters.astype(np.uint64) + np.uint64(1)) * _GOLDEN
+
+
+def _unit(bits: np.ndarray) -> np.ndarray:
+    """Uniform float64 in (0, 1) from the top 53 of 64 random bits."""
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
+
+
 def _uniform53(keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
     """Uniform float64 in (0, 1) from (key, counter); keys (N, 1), counters (N, M) or (M,)."""
-    bits = _mix64(keys + (counters.astype(np.uint64) + np.uint64(1)) * _GOLDEN)
-    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
+    return _unit(_mix64(keys + _offsets(counters)))
+
+
+def _shape(u1: np.ndarray, u2: np.ndarray | None, base: str) -> np.ndarray:
+    """``uniform`` in [-1, 1) from u1, or ``normal`` by Box-Muller from (u1, u2)."""
+    if base == "uniform":
+        return 2.0 * u1 - 1.0
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
 def _draw(keys: np.ndarray, counters: np.ndarray, base: str) -> np.ndarray:
     """Draw ``normal`` (Box-Muller over counters 2c, 2c+1) or ``uniform`` in [-1, 1)."""
     c2 = counters.astype(np.uint64) * np.uint64(2)
-    u1 = _uniform53(keys, c2)
-    if base == "uniform":
-        return 2.0 * u1 - 1.0
-    u2 = _uniform53(keys, c2 + np.uint64(1))
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    return _shape(_uniform53(keys, c2), None if base == "uniform" else _uniform53(keys, c2 + np.uint64(1)), base)
 
 
 @functools.lru_cache(maxsize=16)
 def _first_offsets(nz: int, base: str) -> np.ndarray:
-    """The counter terms of round 0, ((counter + 1) * golden) for counters 2c and 2c + 1 of each
-    component c, as one (2 nz,) array (uniform: (nz,)): made once per nz instead of per call."""
+    """``_offsets`` of round 0's counters, 2c then 2c + 1 for each component c, as one (2 nz,) array
+    (uniform: 2c only, (nz,)): made once per nz instead of per call."""
     c2 = np.arange(nz, dtype=np.uint64) * np.uint64(2)
-    counters = c2 if base == "uniform" else np.concatenate([c2, c2 + np.uint64(1)])
-    offsets = (counters + np.uint64(1)) * _GOLDEN
+    offsets = _offsets(c2 if base == "uniform" else np.concatenate([c2, c2 + np.uint64(1)]))
     offsets.flags.writeable = False
     return offsets
 
@@ -71,11 +82,8 @@ def _first_offsets(nz: int, base: str) -> np.ndarray:
 def _first_draw(keys: np.ndarray, nz: int, base: str) -> np.ndarray:
     """``_draw(keys, arange(nz), base)``, bit for bit, in one pass over (N, 2 nz) hashes: at batch 1
     the ufunc calls, not the arithmetic, are the cost."""
-    bits = _mix64(keys + _first_offsets(nz, base))
-    u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
-    if base == "uniform":
-        return 2.0 * u - 1.0
-    return np.sqrt(-2.0 * np.log(u[:, :nz])) * np.cos(2.0 * np.pi * u[:, nz:])
+    u = _unit(_mix64(keys + _first_offsets(nz, base)))
+    return _shape(u[:, :nz], u[:, nz:], base)
 
 
 def check_truncation(truncation: float | None) -> float | None:

@@ -6,8 +6,10 @@ onnxruntime falls back to the CPU silently when a requested provider cannot star
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import DeviceError, InferenceError, MissingDependencyError, ModelFormatError, ParameterError
@@ -150,12 +152,19 @@ def ort_reason(exc: BaseException) -> str:
     return first[:200]
 
 
-def run_session(session: Any, outputs: list[str], feeds: dict[str, Any], *, source: str) -> list[Any]:
-    """``session.run`` with onnxruntime's failures (out of memory, shape errors inside the graph) as one typed line."""
+@contextlib.contextmanager
+def _run_errors(source: str) -> Iterator[None]:
+    """onnxruntime's failures while running (out of memory, shape errors inside the graph) as one typed line."""
     try:
-        return session.run(outputs, feeds)
+        yield
     except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
         raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
+
+
+def run_session(session: Any, outputs: list[str], feeds: dict[str, Any], *, source: str, options: Any = None) -> list[Any]:
+    """``session.run`` (with onnxruntime ``RunOptions``), errors as one typed line."""
+    with _run_errors(source):
+        return session.run(outputs, feeds, options)
 
 
 def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, source: str) -> None:
@@ -165,14 +174,12 @@ def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, sou
 
     if not out.flags.c_contiguous:
         raise ValueError("run_bound needs a C-contiguous output array")
-    try:
+    with _run_errors(source):
         binding = session.io_binding()  # one per call: a binding holds per-call state, the session does not
         for name, value in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
         binding.bind_output(output, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
         session.run_with_iobinding(binding)
-    except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
-        raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
 
 
 class GraphRunner:
@@ -224,10 +231,7 @@ class GraphRunner:
         inputs the slots do not bind (a generator's optional label_b / alpha)."""
         options = onnxruntime().RunOptions()
         options.add_run_config_entry("gpu_graph_id", "-1")
-        try:
-            return self._session.run(outputs, feeds, options)
-        except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
-            raise InferenceError(f"{self._source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
+        return run_session(self._session, outputs, feeds, source=self._source, options=options)
 
     def run(self, feeds: dict[str, Any], out: Any) -> None:
         """Run with ``feeds`` (C-contiguous numpy arrays); the output (``out``'s shape and type) copied into ``out``."""
@@ -238,11 +242,8 @@ class GraphRunner:
         if slot is None:  # one batch size too many for its own graph
             out[...] = self.run_uncaptured([self._output], feeds)[0]
             return
-        try:
-            with slot.lock:
-                for name, value in feeds.items():
-                    slot.inputs[name].update_inplace(value)
-                self._session.run_with_iobinding(slot.binding, slot.options)
-                out[...] = slot.output.numpy()
-        except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
-            raise InferenceError(f"{self._source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
+        with _run_errors(self._source), slot.lock:
+            for name, value in feeds.items():
+                slot.inputs[name].update_inplace(value)
+            self._session.run_with_iobinding(slot.binding, slot.options)
+            out[...] = slot.output.numpy()
