@@ -20,7 +20,7 @@ onnxruntime runs QLinearConv channels-last, and its uint8 DepthToSpace moves sin
 two layout Transposes (with the crop's Slice, ~30% of fashion-cgan's int8 time). Written channels-last
 instead -- Transpose to NHWC, Reshape (N, h, w, 2, 2, C), Transpose (0, 1, 3, 2, 4, 5), Reshape, Slice,
 Transpose back -- onnxruntime cancels the outer Transposes with its own and moves whole C-byte pixels:
-1.3-1.9x the int8 images/s of the NCHW DepthToSpace (``benchmarks/NOTES.md``). The first layer becomes
+1.3-2.5x the int8 images/s of the NCHW DepthToSpace (``benchmarks/NOTES.md``). The first layer becomes
 a Gemm whose (N, k k Cout) output is already (N, k, k, Cout) channels-last.
 
 An element-wise Relu right after a rewritten layer moves before the DepthToSpace (it commutes with
@@ -207,7 +207,8 @@ def _shuffle_nhwc(p: str, conv_out: str, final: str, cout: int, h: int, w: int, 
 
 
 def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase-nhwc") -> tuple[onnx.ModelProto, int]:
-    """(a copy of ``proto`` with its generator ConvTransposes as Conv + DepthToSpace, how many were rewritten).
+    """(a copy of ``proto`` with its generator ConvTransposes as Conv (the first one a Gemm with ``phase-nhwc``)
+    + a pixel shuffle, how many were rewritten).
 
     Exact up to float summation order. Other ConvTransposes are left as they are."""
     if mode not in REWRITES:
@@ -253,12 +254,12 @@ def rewrite_conv_transpose(proto: onnx.ModelProto, *, mode: str = "phase-nhwc") 
             continue
         if _is_up2(a, w):
             block = 2
-            if mode in ("phase", "phase-nhwc"):
+            # phase: the shuffle puts phase 1 first, so the (2H + 2)^2 result is cropped by one pixel
+            crop = mode in ("phase", "phase-nhwc")
+            if crop:
                 wc, conv_attrs = _phase_weight(w), dict(kernel_shape=[2, 2], pads=[1, 1, 1, 1])
             else:
                 wc, conv_attrs = _conv3x3_weight(w), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-            # phase: DepthToSpace puts phase 1 first, so the (2H + 2)^2 result is cropped by one pixel
-            crop = mode in ("phase", "phase-nhwc")
         else:  # from 1x1
             block = w.shape[2]
             # (Cin, Cout, k, k) -> (k, k, Cout, Cin): channel (y k + x) Cout + o, DCR order
