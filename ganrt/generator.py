@@ -7,6 +7,8 @@ threads and how a run is split (``start``) cannot change an image.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,9 +30,11 @@ DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, m
 TUNE_MIN_N = 4096
 TUNE_CANDIDATES = (16, 32, 64, 128, 256, 512)
 _TUNE_SECONDS = 0.08  # per candidate and round
-# A batch of at least LANE_MIN images per lane is split over the lanes (``load(lanes=...)``): concurrent
-# single-threaded runs of one session, one per core. On 2 cores this beat one two-threaded run by
-# 9-42% at batch 64/256 (small convolutions parallelise poorly inside one run; benchmarks/NOTES.md).
+# Lanes (``load(lanes=...)``): concurrent single-threaded runs of one session, one per core. On 2 cores
+# this beat one two-threaded run by 9-42% at batch 64/256 (small convolutions parallelise poorly inside
+# one run; benchmarks/NOTES.md). A stream of several batches makes whole batches at once, one per lane
+# (no lane waits for another, so a core lent to PNG writers stalls only its own batch); a single batch
+# of at least LANE_MIN images per lane is split over the lanes.
 LANE_MIN = 8
 
 LabelSpec = int | str | Sequence[int | str] | np.ndarray | None
@@ -94,8 +98,9 @@ class Generator(Model):
         if self._lane_session is not None:
             from concurrent.futures import ThreadPoolExecutor
 
-            # the calling thread runs the first part itself: lanes - 1 helpers, started on first use
-            self._lane_pool = ThreadPoolExecutor(self.lanes - 1, thread_name_prefix="ganrt-lane")
+            # a split batch: the calling thread runs the first part, lanes - 1 helpers the others;
+            # a stream: one whole batch per helper. Threads start on first use.
+            self._lane_pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="ganrt-lane")
 
     @property
     def nz(self) -> int:
@@ -191,11 +196,12 @@ class Generator(Model):
         return out
 
     def _run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray | None = None,
-             extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+             extra: dict[str, np.ndarray] | None = None, *, one_lane: bool = False) -> np.ndarray:
         """Images of latents z (B, nz) into ``out`` (B, H, W, C) uint8 (allocated when None); returns it.
 
         A uint8 graph writes straight into ``out`` (IO binding: no output copy, no float array in Python).
-        ``extra``: optional inputs such as label_b / alpha (ganrt.explore).
+        ``extra``: optional inputs such as label_b / alpha (ganrt.explore). ``one_lane``: the whole batch
+        on the single-threaded lane session (a stream runs several such calls at once).
         """
         feeds = {"z": z, **(extra or {})}
         if labels is not None:
@@ -205,6 +211,8 @@ class Generator(Model):
         if self._uint8 and not extra:  # IO binding takes graph inputs only, not overridable initializers (label_b, alpha)
             if self._graphs is not None:
                 self._graphs.run(feeds, out)
+            elif one_lane:
+                run_bound(self._lane_session, feeds, self._output, out, source=self.source)
             elif self._lane_session is not None and len(z) >= LANE_MIN * self.lanes:
                 self._run_lanes(feeds, out)
             else:
@@ -266,38 +274,66 @@ class Generator(Model):
         """The batch size with the most images/s here, measured on first use (then kept with the model).
 
         Candidates grow until throughput falls 5% below the best so far, or one call takes over
-        0.25 s; two interleaved rounds, median. Images do not depend on the batch size, only speed.
+        0.25 s; two interleaved rounds, median; the smallest size within 5% of the best wins. A call
+        is what a stream does: with lanes, one batch per lane at once. Images do not depend on the
+        batch size, only speed.
         """
         import time
 
         rates: dict[int, list[float]] = {}
+        labels = self._label_source(None, 0)  # a run's default labels: class i % K
+        per_call = self.lanes  # with lanes a stream makes that many batches at once: time what it does
+
+        def stream(b: int) -> None:
+            for _ in self._stream(0, None, b * per_call, labels, b, 0):
+                pass
+
         for _round in range(2):
             for b in TUNE_CANDIDATES:
                 if _round and b not in rates:
                     break
-                idx = np.arange(b)
-                z = latent.sample_latents(0, idx, self.nz, prior=self.prior)
-                ys = self.resolve_labels(None, idx)  # a run's default labels: class i % K
-                out = np.empty((b, *self.image_shape), dtype=np.uint8)
-                self._run(z, ys, out)  # warm-up: allocations for this shape
+                stream(b)  # warm-up: allocations for this shape
                 calls, t0 = 0, time.perf_counter()
                 while (elapsed := time.perf_counter() - t0) < _TUNE_SECONDS or not calls:
-                    self._run(z, ys, out)
+                    stream(b)
                     calls += 1
-                rates.setdefault(b, []).append(calls * b / max(time.perf_counter() - t0, 1e-9))
+                rates.setdefault(b, []).append(calls * b * per_call / max(time.perf_counter() - t0, 1e-9))
                 best = max(float(np.median(v)) for v in rates.values())
                 if not _round and (rates[b][-1] < 0.95 * best or elapsed / calls > 0.25):
                     break
-        return max(rates, key=lambda b: float(np.median(rates[b])))
+        medians = {b: float(np.median(v)) for b, v in rates.items()}
+        # the smallest within 5% of the best: on a flat curve, less memory and latency for no speed
+        return min(b for b, r in medians.items() if r >= 0.95 * max(medians.values()))
 
     def _stream(self, seed, truncation, n, label_source, bs, start, out: np.ndarray | None = None) -> Iterator[Batch]:
-        """Batches of images start .. start+n-1; with ``out`` (n, H, W, C) each batch is made in place there."""
-        for off in range(0, n, bs):
+        """Batches of images start .. start+n-1; with ``out`` (n, H, W, C) each batch is made in place there.
+
+        With lanes and more than one batch, ``lanes`` batches are made at once, one whole batch per lane,
+        and yielded in order: while the caller holds batch k, batches k+1 .. k+lanes are being made.
+        """
+        piped = self._lane_session is not None and n > bs
+
+        def make(off: int) -> Batch:
             idx = np.arange(start + off, start + min(off + bs, n))
             z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
             ys = label_source(off, idx)
-            images = self._run(z, ys, None if out is None else out[off : off + len(idx)])
-            yield Batch(start=int(idx[0]), images=images, labels=ys)
+            images = self._run(z, ys, None if out is None else out[off : off + len(idx)], one_lane=piped)
+            return Batch(start=int(idx[0]), images=images, labels=ys)
+
+        offsets = iter(range(0, n, bs))
+        if not piped:
+            yield from map(make, offsets)
+            return
+        pending = deque(self._lane_pool.submit(make, off) for off in itertools.islice(offsets, self.lanes))
+        try:
+            while pending:
+                batch = pending.popleft().result()
+                for off in itertools.islice(offsets, 1):
+                    pending.append(self._lane_pool.submit(make, off))
+                yield batch
+        finally:  # a caller that stops early: batches not started are dropped
+            for future in pending:
+                future.cancel()
 
     def sample(
         self,

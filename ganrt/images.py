@@ -8,11 +8,12 @@ declared size before decoding, so a bogus header cannot make ganrt allocate or h
 
 from __future__ import annotations
 
+import errno
+import functools
 import io
 import math
 import os
 import re
-import secrets
 import struct
 import zipfile
 import zlib
@@ -52,30 +53,77 @@ def to_pil(image: np.ndarray):
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+    """Write ``data`` to ``path`` so that it appears there only when complete.
 
-    The temporary file is created with mode 0o666 less the umask, like any new file, so the
-    result has the permissions the user expects (mkstemp's 0o600 would survive the rename).
-    A killed process leaves at most a hidden ``.NAME.PID.HEX.tmp`` (``TMP_FILE``), never a partial
-    ``NAME``. ``fsync`` also makes the data durable before the rename (power loss, not just a kill).
-    A full disk raises ``OutputError`` and removes the temporary file.
+    On Linux the data goes into an unnamed file in the same folder (``O_TMPFILE``), which is then
+    linked as ``path``: a killed process leaves nothing behind. Elsewhere, and where ``path``
+    already exists (it is replaced), a hidden temporary file ``.NAME.PID.HEX.tmp`` (``TMP_FILE``) is
+    written and renamed; a killed process leaves at most that, never a partial ``NAME``. Either
+    file gets mode 0o666 less the umask, like any new file (mkstemp's 0o600 would survive the
+    rename). ``fsync`` also makes the data durable before it gets its name (power loss, not just a
+    kill). A full disk raises ``OutputError`` and leaves no file. Plain ``os`` calls on strings: a
+    generation run calls this once per PNG, where Path objects, a file object and the rename cost
+    25 of the 60 µs a small file took (NOTES).
     """
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    if _link_unnamed(folder, path, data, fsync):
+        return
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     # one try from the open on: a KeyboardInterrupt right after os.open returns must also remove tmp
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        try:
+            _write_all(fd, data, fsync)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+def _write_all(fd: int, data: bytes, fsync: bool) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    if fsync:
+        os.fsync(fd)
+
+
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)  # Linux >= 3.11 on ext4, xfs, btrfs, tmpfs, ...
+# a link that cannot be made here: the name exists (replace it instead), no /proc, another file system
+_LINK_FALLBACK = {errno.EEXIST, errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP}
+_root_fd: int | None = None  # "/": any dir fd makes os.link call linkat, which alone can follow /proc/self/fd/N
+
+
+def _link_unnamed(folder: str, path: str, data: bytes, fsync: bool) -> bool:
+    """Write ``data`` into an unnamed file of ``folder`` and link it as ``path``; False (nothing
+    written) where that cannot be done, so the caller falls back to a temporary name and a rename."""
+    global _root_fd
+    if not _O_TMPFILE:
+        return False
+    try:
+        fd = os.open(folder or ".", _O_TMPFILE | os.O_WRONLY, 0o666)
+    except OSError:  # no O_TMPFILE on this file system (or the folder is unusable: the fallback says why)
+        return False
+    try:
+        _write_all(fd, data, fsync)
+        if _root_fd is None:
+            _root_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+        os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=_root_fd, follow_symlinks=True)
+    except OSError as exc:  # the unnamed file vanishes with its descriptor
+        if exc.errno in _LINK_FALLBACK:
+            return False
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    return True
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -86,6 +134,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+@functools.lru_cache(maxsize=256)  # a run's texts are the same but for index and label
 def _text_chunk(key: str, value: str) -> bytes:
     """tEXt when the text is Latin-1 (the PNG spec's charset), else iTXt with UTF-8 (as Pillow does)."""
     try:
@@ -97,27 +146,41 @@ def _text_chunk(key: str, value: str) -> bytes:
 def _filter_rows(images: np.ndarray) -> np.ndarray:
     """PNG scanlines (B, H, 1 + W*C) uint8 of images (B, H, W, C), each row filtered by the method that
     minimises the sum of absolute signed residuals (the PNG spec's adaptive heuristic): None, Sub,
-    Up, Average or Paeth. One vectorised pass for a whole batch."""
+    Up, Average or Paeth. One vectorised pass for a whole batch, in uint8 where PNG's arithmetic is
+    modulo 256 anyway (int16 only for Paeth's distances): 15 µs per 32x32 image at any batch size."""
     b, h, w, c = images.shape
-    x = images.reshape(b, h, w * c).astype(np.int16)
+    x = images.reshape(b, h, w * c)
     left = np.zeros_like(x)
     left[:, :, c:] = x[:, :, :-c]
     up = np.zeros_like(x)
     up[:, 1:] = x[:, :-1]
     upleft = np.zeros_like(x)
     upleft[:, 1:, c:] = x[:, :-1, :-c]
-    p = left + up - upleft  # Paeth predictor: the neighbour nearest to p, ties in the order left, up, up-left
-    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+    # Paeth: p = left + up - upleft; its distances to left, up, upleft are |up - upleft|, |left - upleft|
+    # and |(up - upleft) + (left - upleft)|; the nearest wins, ties in the order left, up, upleft
+    du = up.astype(np.int16) - upleft
+    dl = left.astype(np.int16) - upleft
+    pa, pb, pc = np.abs(du), np.abs(dl), np.abs(du + dl)
     paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
-    residuals = np.stack([x, x - left, x - up, x - (left + up) // 2, x - paeth]).astype(np.uint8)  # (5, B, H, W*C)
-    best = np.abs(residuals.view(np.int8).astype(np.int32)).sum(axis=3).argmin(axis=0)  # (B, H)
+    average = (left & up) + ((left ^ up) >> 1)  # floor((left + up) / 2) without leaving uint8
+    residuals = np.stack([x, x - left, x - up, x - average, x - paeth])  # (5, B, H, W*C), wrapping mod 256
+    cost = np.minimum(residuals, 0 - residuals).sum(axis=3, dtype=np.int32)  # |residual read as int8|
+    best = cost.argmin(axis=0)  # (B, H)
     rows = np.empty((b, h, 1 + w * c), dtype=np.uint8)
     rows[:, :, 0] = best
     rows[:, :, 1:] = np.take_along_axis(residuals, best[None, :, :, None], axis=0)[0]
     return rows
 
 
-def encode_pngs(images: np.ndarray, *, compress_level: int = 6, texts: Sequence[dict[str, str] | None] | None = None) -> list[bytes]:
+def _deflate(data: bytes) -> bytes:
+    """zlib stream of filtered scanlines, strategy Z_RLE (matches only at distance 1: runs of equal
+    bytes). On PNG-filtered images it is 1.5-7x faster than the default strategy and as small: 1%
+    larger on 32x32 GAN samples, 5-7% smaller on photos (NOTES). Level 6 only labels the header."""
+    z = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    return z.compress(data) + z.flush()
+
+
+def encode_pngs(images: np.ndarray, *, texts: Sequence[dict[str, str] | None] | None = None) -> list[bytes]:
     """(B, H, W, 1|3) uint8 -> one PNG file's bytes per image (8-bit grayscale or RGB), ``texts[i]`` as
     tEXt/iTXt chunks of image i.
 
@@ -134,15 +197,15 @@ def encode_pngs(images: np.ndarray, *, compress_level: int = 6, texts: Sequence[
     rows = _filter_rows(images)
     texts = texts or [None] * b
     return [b"".join([head, *(_text_chunk(k, v) for k, v in (texts[i] or {}).items()),
-                      _chunk(b"IDAT", zlib.compress(rows[i].tobytes(), compress_level)), tail]) for i in range(b)]
+                      _chunk(b"IDAT", _deflate(rows[i].tobytes())), tail]) for i in range(b)]
 
 
-def encode_png(image: np.ndarray, *, compress_level: int = 6, text: dict[str, str] | None = None) -> bytes:
+def encode_png(image: np.ndarray, *, text: dict[str, str] | None = None) -> bytes:
     """(H, W, 1|3) uint8 -> PNG bytes; see ``encode_pngs``."""
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"encode_png needs (H, W, 1|3) uint8, got {image.dtype} {image.shape}")
-    return encode_pngs(image[None], compress_level=compress_level, texts=[text])[0]
+    return encode_pngs(image[None], texts=[text])[0]
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray, *, text: dict[str, str] | None = None) -> None:

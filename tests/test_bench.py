@@ -157,6 +157,40 @@ def test_png_round_trips_through_pillow(h, w, c, seed, smooth):
     assert np.array_equal(pixels.reshape(h, w, c), image) and got_text == text
 
 
+def _filter_rows_reference(image: np.ndarray) -> np.ndarray:
+    """The PNG spec's filters and its adaptive heuristic, one byte at a time (slow; for the test only)."""
+    h, w, c = image.shape
+    x = image.reshape(h, w * c).astype(int)
+    out = np.zeros((h, 1 + w * c), np.uint8)
+    for r in range(h):
+        candidates = []
+        for kind in range(5):
+            res = []
+            for i in range(w * c):
+                a = x[r, i - c] if i >= c else 0
+                b = x[r - 1, i] if r else 0
+                d = x[r - 1, i - c] if r and i >= c else 0
+                p = a + b - d
+                pa, pb, pd = abs(p - a), abs(p - b), abs(p - d)
+                paeth = a if pa <= pb and pa <= pd else b if pb <= pd else d
+                res.append((x[r, i] - (0, a, b, (a + b) // 2, paeth)[kind]) % 256)
+            candidates.append((sum(min(v, 256 - v) for v in res), kind, res))
+        cost, kind, res = min(candidates, key=lambda t: (t[0], t[1]))
+        out[r] = [kind, *res]
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.sampled_from([1, 3]), seed=st.integers(0, 2**32 - 1),
+       levels=st.sampled_from([2, 3, 256]))
+def test_png_row_filters_follow_the_spec(h, w, c, seed, levels):
+    """Each row gets the filter with the least sum of |residual as int8|, first on ties, byte for byte."""
+    from ganrt.images import _filter_rows
+
+    images = (np.random.default_rng(seed).integers(0, levels, (3, h, w, c)) * (255 // (levels - 1))).astype(np.uint8)
+    assert np.array_equal(_filter_rows(images), np.stack([_filter_rows_reference(im) for im in images]))
+
+
 def test_png_batch_equals_one_by_one_and_is_deterministic():
     images = np.random.default_rng(0).integers(0, 256, (5, 6, 7, 3), dtype=np.uint8)
     texts = [{"index": str(i)} for i in range(5)]

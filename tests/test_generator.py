@@ -165,21 +165,32 @@ def test_import_works_without_onnxruntime_and_says_which_extra(cgan_path):
     assert "pip install 'ganrt[cpu]'" in out.stdout
 
 
-def test_lanes_split_batches_without_changing_an_image(cgan_path, dcgan_path):
-    """Batches of >= LANE_MIN images per lane run as parts on a single-threaded session at once; images
-    are byte-identical to one whole run, for every batch size around the threshold and from many threads."""
+def test_lanes_change_no_image(cgan_path, dcgan_path):
+    """Lanes run a single batch of >= LANE_MIN images per lane as parts at once, and a stream as whole
+    batches at once, yielded in order; images are byte-identical to one whole run, for batch sizes
+    around the threshold, from many threads, and when the caller stops early."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ganrt.generator import LANE_MIN
 
     for path in (cgan_path, dcgan_path):
         whole = ganrt.load(path, threads=2, lanes=1)
-        split = ganrt.load(path, threads=2, lanes=3)
-        assert whole.lanes == 1 and split.lanes == 3
+        lanes = ganrt.load(path, threads=2, lanes=3)
+        assert whole.lanes == 1 and lanes.lanes == 3
+        reference = whole.sample(100, seed=2, batch_size=100)
         for batch in (1, 3 * LANE_MIN - 1, 3 * LANE_MIN, 50):
-            np.testing.assert_array_equal(split.sample(100, seed=2, batch_size=batch), whole.sample(100, seed=2, batch_size=64))
+            np.testing.assert_array_equal(lanes.sample(batch, seed=2, batch_size=batch), reference[:batch])  # one batch: split
+            np.testing.assert_array_equal(lanes.sample(100, seed=2, batch_size=batch), reference)  # a stream: whole batches
+        streamed = list(lanes.iter_batches(90, seed=2, batch_size=7, start=10, labels=None))
+        assert [b.start for b in streamed] == list(range(10, 100, 7))
+        np.testing.assert_array_equal(np.concatenate([b.images for b in streamed]), reference[10:])
+        if whole.info.conditional:
+            assert np.concatenate([b.labels for b in streamed]).tolist() == [i % whole.num_classes for i in range(10, 100)]
+        for first in lanes.iter_batches(1000, seed=2, batch_size=10):
+            break  # the batches made ahead are dropped; the generator stays usable
+        np.testing.assert_array_equal(first.images, reference[:10])
         with ThreadPoolExecutor(4) as pool:
-            got = list(pool.map(lambda s: split.sample(64, seed=s, batch_size=32), range(8)))
+            got = list(pool.map(lambda s: lanes.sample(64, seed=s, batch_size=s + 8), range(8)))
         assert all(np.array_equal(g, whole.sample(64, seed=s)) for s, g in enumerate(got))
 
 

@@ -185,31 +185,81 @@ def test_replay_refuses_a_manifest_header_with_bad_fields(cgan, tmp_path, field,
         ganrt.generate_run(cgan, tmp_path, n=2, fmt="npz", shard_size=2, resume=True)
 
 
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "rename"])
+def test_atomic_write_creates_replaces_and_leaves_nothing_else(tmp_path, monkeypatch, unnamed):
+    """Both ways atomic_write works: an unnamed file linked in (Linux), and a temporary name + rename."""
+    import stat
+
+    import ganrt.images as images
+
+    if not unnamed:
+        monkeypatch.setattr(images, "_O_TMPFILE", 0)
+    elif not images._O_TMPFILE:
+        pytest.skip("no O_TMPFILE here")
+    else:  # a new file is linked in, never renamed
+        monkeypatch.setattr(images.os, "replace", lambda *a: pytest.fail("renamed"))
+    umask = os.umask(0o027)
+    try:
+        images.atomic_write(tmp_path / "a.png", b"first")
+        monkeypatch.undo()  # (O_TMPFILE: an existing name is replaced through a temporary name)
+        if not unnamed:
+            monkeypatch.setattr(images, "_O_TMPFILE", 0)
+        images.atomic_write(str(tmp_path / "a.png"), b"second")
+    finally:
+        os.umask(umask)
+    assert os.listdir(tmp_path) == ["a.png"] and (tmp_path / "a.png").read_bytes() == b"second"
+    assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == 0o640
+    with pytest.raises(OutputError, match="cannot write .*missing.*No such file"):
+        images.atomic_write(tmp_path / "missing" / "b.png", b"x")
+    pid = os.fork()  # a forked child (multiprocessing, Ray) links through its own /proc/self
+    if pid == 0:
+        try:
+            images.atomic_write(tmp_path / "child.png", b"child")
+        finally:
+            os._exit(0 if (tmp_path / "child.png").exists() else 1)
+    assert os.waitpid(pid, 0)[1] == 0 and (tmp_path / "child.png").read_bytes() == b"child"
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "child.png"]
+
+
+def test_a_run_shortens_the_gil_switch_interval_and_restores_it(cgan, tmp_path):
+    import threading
+
+    from ganrt import writer
+
+    seen, before = [], sys.getswitchinterval()
+    real = writer.RunWriter.write_png
+
+    def write_png(self, batch):
+        seen.append(sys.getswitchinterval())
+        return real(self, batch)
+
+    writer.RunWriter.write_png = write_png
+    try:
+        runs = [threading.Thread(target=ganrt.generate_run, args=(cgan, tmp_path / str(i)), kwargs={"n": 40, "batch_size": 4})
+                for i in range(3)]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join()
+    finally:
+        writer.RunWriter.write_png = real
+    assert len(seen) == 30 and set(seen) == {min(before, writer.SWITCH_INTERVAL_S)}
+    assert sys.getswitchinterval() == before and all(replay(tmp_path / str(i)).ok for i in range(3))
+
+
 def test_full_disk_gives_one_error_and_leaves_no_partial_file(cgan, tmp_path, monkeypatch):
     import ganrt.images as images
 
-    real_fdopen, calls = os.fdopen, {"n": 0}
+    real_write, calls = os.write, {"n": 0}
 
-    class FullDisk:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    def fdopen(fd, *a, **k):
+    def write(fd, data):  # atomic_write's os.write; the 6th file: header journal, then images 0..3, then image 4
         calls["n"] += 1
-        f = real_fdopen(fd, *a, **k)
-        return FullDisk(f) if calls["n"] == 6 else f  # the 6th file: header journal, then images 0..3, then image 4
+        if calls["n"] == 6:
+            real_write(fd, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
 
-    monkeypatch.setattr(images.os, "fdopen", fdopen)
+    monkeypatch.setattr(images.os, "write", write)
     with pytest.raises(OutputError, match="No space left on device"):
         ganrt.generate_run(cgan, tmp_path, n=10, batch_size=1)
     names = sorted(p.name for p in tmp_path.iterdir())
