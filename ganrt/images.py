@@ -172,6 +172,11 @@ def _filter_rows(images: np.ndarray) -> np.ndarray:
     return rows
 
 
+# images filtered per pass: the pass's temporaries (~12 arrays of this many bytes) stay in cache; a
+# whole batch of 196 64x64x3 images took 196 µs an image, 64 KiB at a time 144 (NOTES)
+_FILTER_PIXELS = 1 << 16
+
+
 def _deflate(data: bytes) -> bytes:
     """zlib stream of filtered scanlines, strategy Z_RLE (matches only at distance 1: runs of equal
     bytes). On PNG-filtered images it is 1.5-7x faster than the default strategy and as small: 1%
@@ -184,7 +189,7 @@ def encode_pngs(images: np.ndarray, *, texts: Sequence[dict[str, str] | None] | 
     """(B, H, W, 1|3) uint8 -> one PNG file's bytes per image (8-bit grayscale or RGB), ``texts[i]`` as
     tEXt/iTXt chunks of image i.
 
-    Written directly (numpy row filters for the whole batch, then zlib per image) rather than
+    Written directly (numpy row filters for many images at once, then zlib per image) rather than
     through Pillow, whose per-file Python overhead was several times the compression itself for the
     small images of a generation run. Deterministic: the same image and text give the same bytes.
     """
@@ -194,10 +199,14 @@ def encode_pngs(images: np.ndarray, *, texts: Sequence[dict[str, str] | None] | 
     b, h, w, c = images.shape
     head = _PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _PNG_COLOR[c], 0, 0, 0))
     tail = _chunk(b"IEND", b"")
-    rows = _filter_rows(images)
     texts = texts or [None] * b
-    return [b"".join([head, *(_text_chunk(k, v) for k, v in (texts[i] or {}).items()),
-                      _chunk(b"IDAT", _deflate(rows[i].tobytes())), tail]) for i in range(b)]
+    files = []
+    step = max(1, _FILTER_PIXELS // (h * w * c))
+    for first in range(0, b, step):
+        rows = _filter_rows(images[first : first + step])
+        files += [b"".join([head, *(_text_chunk(k, v) for k, v in (texts[first + i] or {}).items()),
+                            _chunk(b"IDAT", _deflate(r.tobytes())), tail]) for i, r in enumerate(rows)]
+    return files
 
 
 def encode_png(image: np.ndarray, *, text: dict[str, str] | None = None) -> bytes:

@@ -192,10 +192,11 @@ def test_png_row_filters_follow_the_spec(h, w, c, seed, levels):
 
 
 def test_png_batch_equals_one_by_one_and_is_deterministic():
-    images = np.random.default_rng(0).integers(0, 256, (5, 6, 7, 3), dtype=np.uint8)
-    texts = [{"index": str(i)} for i in range(5)]
-    batch = encode_pngs(images, texts=texts)
-    assert batch == [encode_png(im, text=t) for im, t in zip(images, texts)] == encode_pngs(images, texts=texts)
+    for shape in ((5, 6, 7, 3), (12, 64, 64, 3)):  # the second is filtered in passes of 5 images
+        images = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        texts = [{"index": str(i)} for i in range(len(images))]
+        batch = encode_pngs(images, texts=texts)
+        assert batch == [encode_png(im, text=t) for im, t in zip(images, texts)] == encode_pngs(images, texts=texts)
     for bad in (np.zeros((2, 3, 3, 2), np.uint8), np.zeros((2, 3, 3, 1), np.float32), np.zeros((0, 3, 3, 1), np.uint8)):
         with pytest.raises(ValueError):
             encode_pngs(bad)
