@@ -6,7 +6,10 @@ Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x2
 - ``torch``: eager under ``inference_mode``; latents from ``torch.randn``, uint8 by torch ops;
 - ``ort-naive``: onnxruntime with default session options on the plain export (the exporter's
   graph as it comes), float output turned into uint8 in numpy: what a user writes by hand;
-- ``ganrt``: the runtime as shipped (``Generator.sample`` / ``Upscaler.upscale``).
+- ``ganrt``: the runtime as shipped (``Generator.sample`` / ``Upscaler.upscale``), one call per batch.
+- ``ganrt-stream`` (generators): batches taken one at a time from one long ``Generator.iter_batches``
+  stream, what ``ganrt generate`` and bulk sampling do. With lanes the stream makes one whole batch per
+  lane at once, so its "latency" is the time between batches, not one batch's latency.
 - ``torch-compile`` (``--compile``, or always with ``--device cuda``): ``torch.compile`` of the eager model.
 - ``ganrt-1lane`` (``--one-lane``, generators): the runtime with ``lanes=1``, each batch one multi-threaded run;
 - ``ganrt-fp16`` (``--fp16``): the fp16 variant made in the run by ``export.half`` (for ``--device cuda``);
@@ -31,7 +34,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -103,10 +106,13 @@ class Subject:
         self.graphs = ganrt.load(ganrt_path, device=device, cuda_graph=True) if device == "cuda" and ck.kind == "gan" else None
         self.photo = _photo() if ck.kind == "sr" else None
         self._count = 0
+        self._streams: dict[int, Iterator] = {}  # batch size -> an endless iter_batches of self.ganrt
 
     # each backend: fn(batch) -> uint8 images (B, H, W, C)
     def backends(self) -> dict[str, Callable[[int], np.ndarray]]:
         out = {"torch": lambda b: self._torch(self.torch_model, b), "ort-naive": self._naive, "ganrt": self._ganrt}
+        if self.kind == "gan":
+            out["ganrt-stream"] = self._stream
         if self.compiled is not None:
             out["torch-compile"] = lambda b: self._torch(self.compiled, b)
         if self.int8 is not None:
@@ -142,6 +148,11 @@ class Subject:
             feeds["label"] = np.arange(b, dtype=np.int64) % cfg.num_classes
         (y,) = self.naive.run(None, feeds)
         return float_to_uint8(y, (-1.0, 1.0))
+
+    def _stream(self, b: int) -> np.ndarray:
+        if b not in self._streams:
+            self._streams[b] = self.ganrt.iter_batches(1 << 40, seed=1, batch_size=b)
+        return next(self._streams[b]).images
 
     def _ganrt(self, b: int, model=None) -> np.ndarray:
         model = model or self.ganrt

@@ -27,14 +27,18 @@ from .session import GraphRunner, run_bound, run_session
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
 # Runs of at least TUNE_MIN_N images without a batch size use the fastest of TUNE_CANDIDATES, measured
 # once per loaded model (about a second): the best size depends on the model, the cores and the device.
+# A run makes at least TUNE_MIN_BATCHES batches (unless that is below DEFAULT_BATCH_SIZE), so that filling
+# and draining the pipeline of lanes and writers is a small part of it: at n = 20,000 a tuned 512 made
+# PNGs at 58% of sampling's rate, 256 at 66% (benchmarks/NOTES.md).
 TUNE_MIN_N = 4096
+TUNE_MIN_BATCHES = 64
 TUNE_CANDIDATES = (16, 32, 64, 128, 256, 512)
 _TUNE_SECONDS = 0.08  # per candidate and round
-# Lanes (``load(lanes=...)``): concurrent single-threaded runs of one session, one per core. On 2 cores
-# this beat one two-threaded run by 9-42% at batch 64/256 (small convolutions parallelise poorly inside
-# one run; benchmarks/NOTES.md). A stream of several batches makes whole batches at once, one per lane
-# (no lane waits for another, so a core lent to PNG writers stalls only its own batch); a single batch
-# of at least LANE_MIN images per lane is split over the lanes.
+# Lanes (``load(lanes=...)``): concurrent single-threaded runs of one session, one per core; small
+# convolutions parallelise poorly inside one run. A stream of several batches makes whole batches at
+# once, one per lane (no lane waits for another, so a core lent to PNG writers stalls only its own
+# batch): 1.85-2.1x one two-threaded run on 2 cores. A single batch of at least LANE_MIN images per
+# lane is split over the lanes: 1.09-1.42x at batch 64/256 (benchmarks/NOTES.md).
 LANE_MIN = 8
 
 LabelSpec = int | str | Sequence[int | str] | np.ndarray | None
@@ -264,7 +268,8 @@ class Generator(Model):
         n = check_count("n", n)
         start = check_count("start", start, minimum=0)
         if batch_size is None:
-            batch_size = self.tuned_batch_size if n >= TUNE_MIN_N else DEFAULT_BATCH_SIZE
+            batch_size = (min(self.tuned_batch_size, max(DEFAULT_BATCH_SIZE, n // TUNE_MIN_BATCHES))
+                          if n >= TUNE_MIN_N else DEFAULT_BATCH_SIZE)
         bs = check_count("batch_size", batch_size)
         latent.check_truncation(truncation)
         return n, self._label_source(labels, n), bs, start

@@ -108,7 +108,7 @@ class RunWriter:
                 for k, i in enumerate(indices.tolist())]
 
 
-WRITE_AHEAD = 2  # batches being encoded and written while the next ones are sampled (2 beat 4 by 5-20% once the GIL switch is 1 ms, NOTES)
+WRITE_AHEAD = 2  # batches being encoded and written while the next ones are sampled (with a 1 ms GIL switch: 2 writers +22% over 4, NOTES)
 # Python hands the GIL to a waiting thread every 5 ms by default. In a run, the sampling lanes, the
 # writers and this thread each need it briefly between long calls that release it, and at 5 ms they
 # queue behind one another: 1.79 of 2 cores busy. At 1 ms: 1.87, +19% PNG images/s (NOTES).
@@ -138,8 +138,8 @@ def write_run(writer: RunWriter, batches: Iterable[Batch], journal: Journal, *,
               on_batch: Callable[[int], None] | None = None, workers: int = WRITE_AHEAD) -> int:
     """Consume ``batches`` into ``writer``'s folder, journaling each file after it is in place.
 
-    Encoding and writing run on ``workers`` threads while this thread samples the next batch
-    (onnxruntime, zlib, hashing and file calls release the GIL); files may land out of order, but
+    Encoding and writing run on ``workers`` threads while the next batches are sampled (onnxruntime,
+    zlib, hashing and file calls release the GIL); files may land out of order, but
     the journal records batches strictly in index order, each only after all its files are in place.
     While it runs, the interpreter's GIL switch interval is ``SWITCH_INTERVAL_S`` (then restored).
     npz collects ``shard_size`` images per shard, counted from the run's start, so a resumed run

@@ -212,4 +212,7 @@ def test_batch_size_is_measured_for_long_runs_and_changes_no_image(cgan_path, mo
     sizes = [len(b.images) for b in gen.iter_batches(300, seed=4)]
     assert sizes == [48] * 6 + [12]
     assert [len(b.images) for b in gen.iter_batches(299, seed=4)] == [64] * 4 + [43]  # short runs: the default
+    gen.__dict__["tuned_batch_size"] = 512  # but at least TUNE_MIN_BATCHES batches a run
+    assert [len(b.images) for b in gen.iter_batches(6400, seed=4)] == [6400 // generator.TUNE_MIN_BATCHES] * generator.TUNE_MIN_BATCHES
+    gen.__dict__["tuned_batch_size"] = 48
     assert np.array_equal(gen.sample(300, seed=4), gen.sample(300, seed=4, batch_size=7))
