@@ -137,6 +137,22 @@ def test_compare_runner_end_to_end(dcgan_path):
     assert all(r.images_per_s > 0 and r.gflops > 0 and r.batch_size == 2 for r in records)
 
 
+def test_end_to_end_runner_keeps_files_until_it_ends(cgan_path, tmp_path):
+    """generate vs sampling: the ratio fields, the file-creation probe, and nothing left behind."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.end_to_end import main
+
+    assert main(["--model", str(cgan_path), "-n", "40", "--rounds", "2", "--import-runs", "0", "--batch-size", "8",
+                 "--out", str(tmp_path), "--json", str(tmp_path / "e2e.json")]) == 0
+    result = json.loads((tmp_path / "e2e.json").read_text())
+    t = result["throughput"]
+    assert t["png_images_per_s"] > 0 and abs(t["png_vs_sample"] - t["png_images_per_s"] / t["sample_images_per_s"]) < 2e-3
+    assert t["create_us_before"] > 0 and t["create_us_after"] > 0
+    assert Path(result["out"]).parent == tmp_path and sorted(p.name for p in tmp_path.iterdir()) == ["e2e.json"]
+
+
 # -- the PNG encoder ------------------------------------------------------------------------------
 def _decode(data: bytes) -> tuple[np.ndarray, dict]:
     with Image.open(io.BytesIO(data)) as im:
