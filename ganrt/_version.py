@@ -1,1 +1,1 @@
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2.0: PNG bytes changed (Z_RLE); a run header records it, so --resume never mixes encoders
