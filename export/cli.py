@@ -99,8 +99,9 @@ def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threa
 
 
 def _echo_metrics(epoch: int, m: dict[str, float]) -> None:
-    keys = ("frechet_distance", "inception_score", "precision", "recall", "label_accuracy")
-    click.echo(f"epoch {epoch}: " + ", ".join(f"{k} {m[k]:.4f}" for k in keys if k in m))
+    from ganrt.fidelity import METRICS
+
+    click.echo(f"epoch {epoch}: " + ", ".join(f"{k} {m[k]:.4f}" for k in METRICS if k in m))
 
 
 @train.command("classifier")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-LABEL_B, ALPHA = "label_b", "alpha"  # the optional inputs' names; ganrt.explore feeds them
+from ganrt.explore import ALPHA, LABEL_B  # the optional inputs' names: the runtime feeds them
+
 
 
 class GraphError(ValueError):

@@ -194,6 +194,11 @@ def sample_grid(G: Generator, tcfg: TrainConfig, n: int = 100) -> np.ndarray:
     with torch.no_grad():
         x = G(_latents(tcfg, G.cfg.nz, _GRID_INDEX, n, aux=True), _aux_labels(G.cfg, n))
     G.train(was_training)
+    return _to_uint8(x)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """G's output (N, C, S, S) in [-1, 1] -> (N, S, S, C) uint8, rounded as exported files round."""
     return ((x.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -203,7 +208,7 @@ def gan_metrics(G: Generator, tcfg: TrainConfig, clf, stats, *, batch_size: int 
     The samples are fixed (aux latents, labels cycling over classes), so epochs are compared on the
     same latents; they go through the same uint8 rounding and ONNX classifier as exported samples.
     """
-    from ganrt.fidelity import score_features
+    from ganrt.fidelity import METRICS, score_features
 
     was_training = G.training
     G.eval()
@@ -214,16 +219,14 @@ def gan_metrics(G: Generator, tcfg: TrainConfig, clf, stats, *, batch_size: int 
                 m = min(batch_size, tcfg.eval_n - i)
                 labels = (torch.arange(i, i + m) % G.cfg.num_classes) if G.cfg.num_classes else None
                 x = G(_latents(tcfg, G.cfg.nz, _EVAL_INDEX + i, m, aux=True), labels)  # (m, C, S, S) in [-1, 1]
-                images = ((x.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-                logits, feats = clf.run(images)
+                logits, feats = clf.run(_to_uint8(x))
                 yield feats, logits, None if labels is None else labels.numpy()
 
     try:
         report = score_features(stream(), stats, clf.num_classes)
     finally:
         G.train(was_training)
-    keys = ("frechet_distance", "inception_score", "precision", "recall", "label_accuracy")
-    return {k: float(report[k]) for k in keys if k in report}
+    return {k: float(report[k]) for k in METRICS if k in report}
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -15,6 +15,12 @@ from .session import run_session
 DEFAULT_BATCH_SIZE = 500
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, K) of logits (N, K), computed stably (max subtracted per row)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 class Classifier(Model):
     """uint8 images (N, H, W, C) in, class probabilities and a feature vector per image out."""
 
@@ -54,6 +60,5 @@ class Classifier(Model):
     def predict(self, images: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,) int64, probabilities (N, K) float32)."""
         logits, _ = self.run(images, batch_size=batch_size)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = e / e.sum(axis=1, keepdims=True)
+        probs = softmax(logits)
         return probs.argmax(axis=1).astype(np.int64), probs

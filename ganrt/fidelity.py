@@ -22,7 +22,6 @@ stays O(F^2 + pr_cap * F) for any N. numpy only: no scipy at import or anywhere 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import Classifier
+from .classifier import Classifier, softmax
 from .errors import ModelFormatError, ParameterError
 from .generator import Generator, check_count
-from .quality import check_fit
+from .model import file_sha256
 
+# what a generator is scored on (``evaluate``'s "generated", training's per-epoch history), in report order
+METRICS = ("frechet_distance", "inception_score", "precision", "recall", "label_accuracy")
 PR_CAP = 5000  # points per side for precision/recall: the k-NN distances are O(cap^2) work, O(cap * chunk) memory
 PR_K = 3  # Kynkäänniemi et al.'s default neighbourhood size
 STATS_FORMAT = "ganrt-reference-stats-1"
@@ -95,11 +96,6 @@ class Moments:
         m = self._sum / self.n
         cov = (self._outer - self.n * np.outer(m, m)) / (self.n - 1)
         return m + self._shift, cov
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class ScoreSums:
@@ -213,19 +209,18 @@ class ReferenceStats:
         )
 
 
+def check_fit(gen: Generator, clf: Classifier) -> None:
+    """The generator's images must have the classifier's input shape."""
+    if tuple(gen.image_shape) != tuple(clf.image_shape):
+        h, w, c = clf.image_shape
+        raise ParameterError(f"'{clf.name}' needs ({h}, {w}, {c}) uint8 images; '{gen.name}' makes {tuple(gen.image_shape)}")
+
+
 def stats_path(clf: Classifier) -> Path:
     """Where a classifier's reference statistics live: next to its file, ``NAME.stats.npz``."""
     if clf.path is None:
         raise ParameterError(f"'{clf.name}' has no file, so no reference statistics next to it")
     return clf.path.with_name(clf.path.stem + ".stats.npz")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_reference(clf: Classifier, path: str | Path | None = None) -> ReferenceStats:

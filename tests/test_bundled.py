@@ -41,10 +41,10 @@ def test_classifier_is_accurate_on_real_images():
 
 def test_cgan_samples_are_mostly_of_the_requested_class():
     """A quality floor on a small sample (the README reports 10,000 samples): fails if a retrain regresses."""
-    from ganrt.quality import label_accuracy
+    from ganrt.fidelity import evaluate
 
-    report = label_accuracy(ganrt.load("fashion-cgan"), ganrt.load("fashion-classifier"), n=1000, seed=123)
-    assert report["accuracy"] >= 0.80
+    report = evaluate(ganrt.load("fashion-cgan"), ganrt.load("fashion-classifier"), n=1000, seed=123)
+    assert report["generated"]["label_accuracy"] >= 0.80
 
 
 @pytest.mark.parametrize("name, scale", sorted(UPSCALERS.items()))
