@@ -333,7 +333,7 @@ class Generator(Model):
         try:
             while pending:
                 batch = pending.popleft().result()
-                for off in itertools.islice(offsets, 1):
+                if (off := next(offsets, None)) is not None:
                     pending.append(self._lane_pool.submit(make, off))
                 yield batch
         finally:  # a caller that stops early: batches not started are dropped
