@@ -91,9 +91,10 @@ def load(
     cannot take) or ``auto``; ``threads`` None lets onnxruntime use one thread per core; ``spin`` False
     keeps idle onnxruntime threads from busy-waiting (for processes that do other work between calls). ``kind`` ("generator", ...) raises ``ModelKindError``
     when the file holds another kind of model. ``cuda_graph`` (generators on ``cuda``): capture each batch
-    size's kernels once and replay them (``session.GraphRunner``). ``lanes`` (generators on the CPU): split
-    batches of at least ``LANE_MIN`` images per lane into that many concurrent single-threaded runs; None:
-    one lane per thread (``threads``, or the cores), 1: off. Images do not depend on it.
+    size's kernels once and replay them (``session.GraphRunner``). ``lanes`` (generators on the CPU): that many
+    concurrent single-threaded runs of a second session -- a stream makes that many whole batches at
+    once, a single batch of at least ``LANE_MIN`` images per lane is split; None: one lane per thread
+    (``threads``, or the cores), 1: off. Images do not depend on it.
     """
     from .onnxfile import check_model_file
     from .session import create_session, read_info
