@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 import ganrt
-from ganrt.images import atomic_write
-from ganrt.writer import generate_run
+from ganrt.io.files import atomic_write
+from ganrt.runs.writer import generate_run
 
 
 def create_us(folder: Path, count: int = 1000) -> float:

@@ -26,7 +26,7 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.csv"
 $PY - <<'PY' 2>&1 | tee "$OUT/correctness.txt"
 import numpy as np, ganrt
-from export.half import half_model
+from ganrt_export.half import half_model
 cpu = ganrt.load("fashion-cgan", device="cpu")
 ref = cpu.sample(256, seed=1)
 for name, model in (("cuda", ganrt.load("fashion-cgan", device="cuda")),

@@ -23,8 +23,10 @@ import numpy as np
 import onnx
 
 import ganrt
-from ganrt.images import encode_pngs, float_to_uint8
-from ganrt.session import create_session, run_bound
+from ganrt.core.run import run_bound
+from ganrt.core.session import create_session
+from ganrt.io.images import float_to_uint8
+from ganrt.io.png import encode_pngs
 
 
 def float_graph(path) -> bytes:

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import torch
 
-from ganrt.bench import Record, gemm_gflops, machine, markdown_table, measure, record, to_json
-from ganrt.images import atomic_write
-
 import ganrt
 from benchmarks.compare import int8_variant, subjects
+from ganrt.io.files import atomic_write
+from ganrt.tools.bench import Record, gemm_gflops, machine, markdown_table, measure, record, to_json
 
 
 def main(argv: list[str] | None = None) -> int:

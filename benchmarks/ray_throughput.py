@@ -59,7 +59,7 @@ def main() -> None:
         import ray
 
         import ganrt
-        from ganrt.cluster import ClusterConfig, generate_on_ray
+        from ganrt.runs.cluster import ClusterConfig, generate_on_ray
 
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         try:

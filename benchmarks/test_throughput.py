@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import ganrt
-from ganrt.images import encode_pngs
-from ganrt.latent import sample_latents
+from ganrt.core.latent import sample_latents
+from ganrt.io.png import encode_pngs
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import ganrt
-from ganrt.images import bicubic_resize, make_grid
-from ganrt.metrics import psnr_y, ssim_y
+from ganrt.evaluate.metrics import psnr_y, ssim_y
+from ganrt.io.images import bicubic_resize, make_grid
 
-from .data import degrade, load_photos
+from .data import degrade, held_out_sources
 
 
 @dataclass(frozen=True)
@@ -30,21 +30,29 @@ class SRScore:
         return self.psnr_model - self.psnr_bicubic
 
 
-def evaluate_upscaler(model: str, *, split: str = "eval") -> tuple[list[SRScore], dict[str, np.ndarray]]:
-    """Scores per photo, and the (bicubic, model, original) images for crops."""
-    up = ganrt.load(model, kind="upscaler")
+def score_images(name: str, hr: np.ndarray, lr: np.ndarray, sr: np.ndarray, scale: int) -> SRScore:
+    """PSNR / SSIM on Y (border = scale) of ``sr`` and of Pillow's bicubic upscaling of ``lr``, against ``hr``."""
+    bic = bicubic_resize(lr, (hr.shape[1], hr.shape[0]))
+    return SRScore(
+        image=name, size=f"{hr.shape[1]}x{hr.shape[0]}",
+        psnr_bicubic=psnr_y(bic, hr, border=scale), psnr_model=psnr_y(sr, hr, border=scale),
+        ssim_bicubic=ssim_y(bic, hr, border=scale), ssim_model=ssim_y(sr, hr, border=scale),
+    )
+
+
+def evaluate_upscaler(model: str, *, photos_dir: str = "", threads: int | None = None,
+                      keep_images: bool = True) -> tuple[list[SRScore], dict[str, np.ndarray]]:
+    """Scores per held-out photo (the five bundled ones, then the six held-out wallpapers under
+    ``photos_dir`` if given), and the (bicubic, model, original) images for crops."""
+    up = ganrt.load(model, kind="upscaler", threads=threads)
     s = up.scale
     scores, images = [], {}
-    for name, photo in load_photos(split):
-        hr, lr = degrade(photo, s)
-        bic = bicubic_resize(lr, (hr.shape[1], hr.shape[0]))
+    for src in held_out_sources(photos_dir):
+        hr, lr = degrade(src.load(), s)
         sr = up.upscale(lr)
-        scores.append(SRScore(
-            image=name, size=f"{hr.shape[1]}x{hr.shape[0]}",
-            psnr_bicubic=psnr_y(bic, hr, border=s), psnr_model=psnr_y(sr, hr, border=s),
-            ssim_bicubic=ssim_y(bic, hr, border=s), ssim_model=ssim_y(sr, hr, border=s),
-        ))
-        images[name] = np.stack([bic, sr, hr])
+        scores.append(score_images(src.name, hr, lr, sr, s))
+        if keep_images:
+            images[src.name] = np.stack([bicubic_resize(lr, (hr.shape[1], hr.shape[0])), sr, hr])
     return scores, images
 
 

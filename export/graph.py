@@ -9,7 +9,7 @@ where ``label_b`` (N,) int64 and ``alpha`` (N, 1) float32 are *optional* inputs:
 are also initializers (defaults ``label_b = [0]``, ``alpha = [[0]]``, broadcast over the batch).
 Fed neither, ``e * 1 + E[0] * 0`` equals ``e`` bit for bit, so sampling is unchanged and a runtime
 that only knows ``z`` and ``label`` runs the file as before; fed both, the generator renders any
-point between two classes' embeddings (``ganrt.explore.class_interpolation``).
+point between two classes' embeddings (``ganrt.evaluate.explore.class_interpolation``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-from ganrt.explore import ALPHA, LABEL_B  # the optional inputs' names: the runtime feeds them
-
+from ganrt.evaluate.explore import ALPHA, LABEL_B  # the optional inputs' names: the runtime feeds them
 
 
 class GraphError(ValueError):

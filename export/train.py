@@ -10,7 +10,7 @@ The recipe (Radford et al. 2015; Salimans et al. 2016; the GAN-hacks tips):
   every batch X so that G's BatchNorm layers normalise X with the statistics of R u X.
 
 Determinism: weights come from ``seed``; epoch e shuffles with a generator seeded by (seed, e);
-latents are drawn by ``ganrt.latent`` from a global draw counter. So a run resumed from any
+latents are drawn by ``ganrt.core.latent`` from a global draw counter. So a run resumed from any
 epoch's checkpoint ends with the same weights as one that was never stopped.
 """
 
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganrt.errors import GanrtError
-from ganrt.images import save_grid
-from ganrt.latent import sample_latents
+from ganrt.core.errors import GanrtError
+from ganrt.core.latent import sample_latents
+from ganrt.io.images import save_grid
 
 from .config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
-from .data import Dataset, degrade, load_dataset, load_photos
+from .data import WALLPAPER_PACKAGES, CropStream, Dataset, PhotoSource, bundled_sources, degrade, load_dataset, sr_training_sources
 from .models import Classifier, Discriminator, Generator, SRDiscriminator, SRGenerator
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -139,7 +139,7 @@ def _aux_labels(cfg: GANConfig, n: int) -> torch.Tensor | None:
     return torch.arange(n) % cfg.num_classes if cfg.num_classes else None
 
 
-_RESUME_FREE = ("epochs", "eval_every", "eval_n", "eval_classifier")  # a resumed run may change these
+_RESUME_FREE = ("epochs", "eval_every", "eval_n", "eval_classifier", "photos")  # a resumed run may change these
 
 
 def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg):
@@ -208,7 +208,7 @@ def gan_metrics(G: Generator, tcfg: TrainConfig, clf, stats, *, batch_size: int 
     The samples are fixed (aux latents, labels cycling over classes), so epochs are compared on the
     same latents; they go through the same uint8 rounding and ONNX classifier as exported samples.
     """
-    from ganrt.fidelity import METRICS, score_features
+    from ganrt.evaluate.fidelity import METRICS, score_features
 
     was_training = G.training
     G.eval()
@@ -253,7 +253,7 @@ def train_gan(
     clf = stats = None
     if tcfg.eval_every:
         import ganrt
-        from ganrt.fidelity import load_reference
+        from ganrt.evaluate.fidelity import load_reference
 
         clf = ganrt.load(tcfg.eval_classifier, kind="classifier", threads=1)
         stats = load_reference(clf)
@@ -445,34 +445,59 @@ def train_classifier(
 
 
 class PatchSampler:
-    """Random training pairs: an HR crop of (patch * scale)^2 from a photo (chosen by area),
-    flipped and rotated at random, and its Pillow-bicubic downscale. Deterministic per (seed, epoch)."""
+    """Random training pairs: an HR crop of (patch * scale)^2 streamed from the photos
+    (``CropStream``: photos decoded one at a time, never all kept), flipped and rotated at random,
+    and its Pillow-bicubic downscale. Deterministic per ``rng``: one sampler per (seed, epoch)."""
 
-    def __init__(self, photos: list[tuple[str, np.ndarray]], scale: int, patch: int) -> None:
-        self.photos = [img for _, img in photos if min(img.shape[:2]) >= patch * scale]
-        if not self.photos:
-            raise CheckpointError(f"no training photo is at least {patch * scale} pixels on a side")
-        area = np.array([img.shape[0] * img.shape[1] for img in self.photos], dtype=np.float64)
-        self.p = area / area.sum()
-        self.scale, self.patch = scale, patch
+    def __init__(self, sources: list[PhotoSource], scale: int, patch: int, rng: np.random.Generator) -> None:
+        self.crops = CropStream(sources, patch * scale, rng)
+        self.rng, self.scale = rng, scale
 
-    def batch(self, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(LR (n, 3, p, p), HR (n, 3, p*s, p*s)) float in [0, 1]."""
-        side = self.patch * self.scale
         lrs, hrs = [], []
-        for k in rng.choice(len(self.photos), size=n, p=self.p):
-            img = self.photos[k]
-            y = int(rng.integers(0, img.shape[0] - side + 1))
-            x = int(rng.integers(0, img.shape[1] - side + 1))
-            crop = img[y : y + side, x : x + side]
-            if rng.random() < 0.5:
+        for crop in self.crops.take(n):
+            if self.rng.random() < 0.5:
                 crop = crop[:, ::-1]
-            crop = np.rot90(crop, int(rng.integers(0, 4)))
+            crop = np.rot90(crop, int(self.rng.integers(0, 4)))
             hr, lr = degrade(np.ascontiguousarray(crop), self.scale)
             hrs.append(hr)
             lrs.append(lr)
         to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
         return to_t(lrs), to_t(hrs)
+
+
+def upscale_torch(G: SRGenerator, lr: np.ndarray) -> np.ndarray:
+    """One (h, w, 3) uint8 image through the torch module, rounded to uint8 as the runtime does."""
+    x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, h, w)
+    with torch.inference_mode():
+        y = G(x)[0].clamp(0, 1).permute(1, 2, 0)  # (sh, sw, 3)
+    return (y * 255.0).round().to(torch.uint8).numpy()
+
+
+def sr_held_out_scores(G: SRGenerator) -> dict[str, float]:
+    """Mean PSNR / SSIM (Y, border = scale) of G and of bicubic on the five bundled held-out photos."""
+    from .evaluate import score_images
+
+    was_training = G.training
+    G.eval()
+    scores = []
+    for src in bundled_sources("eval"):
+        hr, lr = degrade(src.load(), G.cfg.scale)
+        scores.append(score_images(src.name, hr, lr, upscale_torch(G, lr), G.cfg.scale))
+    G.train(was_training)
+    mean = lambda f: float(np.mean([getattr(sc, f) for sc in scores]))  # noqa: E731
+    return {"eval_psnr": mean("psnr_model"), "eval_gain_db": mean("psnr_model") - mean("psnr_bicubic"), "eval_ssim": mean("ssim_model")}
+
+
+def _sr_description(tcfg: SRTrainConfig, sources: list[PhotoSource]) -> str:
+    bundled = [s.name for s in sources if s.key.startswith("pixels:")]
+    text = "scikit-image / scikit-learn photos: " + ", ".join(bundled)
+    walls = [s.name for s in sources if not s.key.startswith("pixels:")]
+    if walls:
+        versions = ", ".join(f"{p} {v}" for p, (v, _) in WALLPAPER_PACKAGES.items())
+        text += f"; Debian wallpaper photos ({versions}): " + ", ".join(walls)
+    return text
 
 
 def train_sr(
@@ -482,15 +507,18 @@ def train_sr(
     *,
     resume: bool = False,
     progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> Path:
     """Train (or resume) an upscaler: stage ``pixel`` (L1) or ``adversarial`` (L1 + GAN + feature loss).
 
     Stage 2 starts from the stage-1 checkpoint given as ``tcfg.init``. Each epoch is
-    ``steps_per_epoch`` steps on fresh random patches; a checkpoint and an eval-crop PNG follow it.
+    ``steps_per_epoch`` steps on fresh random patches; a checkpoint follows it. With ``tcfg.ema``
+    an average of the weights is kept (``G_ema``: what is evaluated and exported); with
+    ``tcfg.eval_every`` the history records its held-out PSNR / SSIM. ``on_epoch(record)`` gets
+    each epoch's history entry (the CLI logs it).
     """
     run_dir, ck, cfg, tcfg = _start_run(run_dir, resume, "sr", cfg, tcfg)
-    photos = load_photos("train", limit=tcfg.limit)
-    sampler = PatchSampler(photos, cfg.scale, tcfg.patch)
+    sources = sr_training_sources(tcfg.photos, limit=tcfg.limit)
     torch.manual_seed(tcfg.seed)
     G = SRGenerator(cfg)
     opt_g = torch.optim.Adam(G.parameters(), lr=tcfg.lr, betas=(0.9, 0.999))
@@ -511,14 +539,18 @@ def train_sr(
         init = load_checkpoint(tcfg.init)
         if init.kind != "sr" or init.model_config != cfg:
             raise CheckpointError(f"--init {tcfg.init} is not a pixel-stage upscaler with this configuration ({cfg})")
-        G.load_state_dict(init.state["G"])
+        G.load_state_dict(init.state.get("G_ema", init.state["G"]))  # stage 2 starts from what stage 1 exported
         seconds = init.train_seconds
+    G_ema = copy.deepcopy(G) if tcfg.ema else None
+    if G_ema is not None and ck is not None and "G_ema" in ck.state:
+        G_ema.load_state_dict(ck.state["G_ema"])
+    G_out = G_ema if G_ema is not None else G
     bce = nn.BCEWithLogitsLoss()
     total_steps = tcfg.epochs * tcfg.steps_per_epoch
-    description = "scikit-image / scikit-learn photos: " + ", ".join(name for name, _ in photos)
+    description = _sr_description(tcfg, sources)
     for epoch in range(start, tcfg.epochs):
         t0 = time.perf_counter()
-        rng = np.random.default_rng([tcfg.seed, epoch])
+        sampler = PatchSampler(sources, cfg.scale, tcfg.patch, np.random.default_rng([tcfg.seed, epoch]))
         sums = {"l1": 0.0, "adv_g": 0.0, "loss_d": 0.0}
         bar = _progress(tcfg.steps_per_epoch, f"epoch {epoch + 1}/{tcfg.epochs}", progress)
         G.train()
@@ -526,7 +558,7 @@ def train_sr(
             step = epoch * tcfg.steps_per_epoch + it
             for group in opt_g.param_groups:  # cosine schedule, a function of the step alone
                 group["lr"] = tcfg.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            lr_img, hr_img = sampler.batch(rng, tcfg.batch_size)
+            lr_img, hr_img = sampler.batch(tcfg.batch_size)
             sr = G(lr_img)
             l1 = nn.functional.l1_loss(sr, hr_img)
             loss = l1
@@ -549,14 +581,25 @@ def train_sr(
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             opt_g.step()
+            if G_ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(G_ema.parameters(), G.parameters()):
+                        pe.lerp_(p, 1.0 - tcfg.ema)
             sums["l1"] += l1.item()
             bar.update(1)
             if it % 10 == 0:
                 bar.set_postfix(l1=f"{l1.item():.4f}")
         bar.close()
         seconds += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, **{k: v / tcfg.steps_per_epoch for k, v in sums.items()}, "seconds": seconds})
+        record = {"epoch": epoch + 1, **{k: v / tcfg.steps_per_epoch for k, v in sums.items()}, "seconds": seconds}
+        if tcfg.eval_every and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs):
+            record.update(sr_held_out_scores(G_out))
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
         state = {"G": G.state_dict(), "opt_g": opt_g.state_dict()}
+        if G_ema is not None:
+            state["G_ema"] = G_ema.state_dict()
         if adversarial:
             state.update(D=D.state_dict(), opt_d=opt_d.state_dict())
         save_checkpoint(run_dir / CHECKPOINT_NAME, _ck_dict("sr", cfg, tcfg, epoch + 1, state, history, description, seconds))

@@ -17,7 +17,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from ganrt.metadata import METADATA_KEY, ModelInfo
+from ganrt.core.schema import METADATA_KEY, ModelInfo
 
 from .config import GANConfig, SRConfig
 from .models import Generator, SRGenerator

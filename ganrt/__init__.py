@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .classifier import Classifier
-from .errors import (
+from ganrt._version import __version__
+from ganrt.core.errors import (
     ClusterError,
     DeviceError,
     GanrtError,
@@ -29,13 +28,14 @@ from .errors import (
     OutputError,
     ParameterError,
 )
-from .generator import Batch, Generator
-from .upscaler import Upscaler
-from .metadata import ModelInfo
-from .writer import RunResult, generate_run
+from ganrt.core.schema import ModelInfo
+from ganrt.kinds.classifier import Classifier
+from ganrt.kinds.generator import Batch, Generator
+from ganrt.kinds.upscaler import Upscaler
+from ganrt.runs.writer import RunResult, generate_run
 
 MODELS_DIR = Path(__file__).parent / "models"
-_LAZY = {"ClusterConfig": "cluster", "generate_on_ray": "cluster"}  # imported on first use: keeps `import ganrt` light
+_LAZY = {"ClusterConfig": "runs.cluster", "generate_on_ray": "runs.cluster"}  # imported on first use: keeps `import ganrt` light
 
 
 def __getattr__(name: str) -> Any:
@@ -96,8 +96,8 @@ def load(
     once, a single batch of at least ``LANE_MIN`` images per lane is split; None: one lane per thread
     (``threads``, or the cores), 1: off. Images do not depend on it.
     """
-    from .onnxfile import check_model_file
-    from .session import create_session, read_info
+    from ganrt.core.modelfile import check_model_file
+    from ganrt.core.session import create_session, read_info
 
     if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
         raise ParameterError(f"lanes must be an integer >= 1 (or None for one per thread), got {lanes!r}")
@@ -122,7 +122,7 @@ def _lanes(path: Path, session: Any, lanes: int | None, threads: int | None, spi
     """(single-threaded session, lane count) for a CPU generator, or None: lanes off, or on a GPU."""
     import os
 
-    from .session import create_session, session_device
+    from ganrt.core.session import create_session, session_device
 
     count = lanes if lanes is not None else (threads or os.cpu_count() or 1)
     if count < 2 or session_device(session) != "cpu":

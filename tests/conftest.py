@@ -10,9 +10,9 @@ torch = pytest.importorskip("torch", reason="the torch side needs the 'export' e
 
 
 def _train_export(tmp: Path, name: str, *, conditional: bool = True, kind: str = "gan", scale: int = 2, **train_kw) -> Path:
-    from export.config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
-    from export.onnx import export_checkpoint
-    from export.train import train_classifier, train_gan, train_sr
+    from ganrt_export.config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
+    from ganrt_export.onnx import export_checkpoint
+    from ganrt_export.train import train_classifier, train_gan, train_sr
 
     run = tmp / name
     if kind == "sr":  # two training photos, a few steps: real weights, not a useful upscaler
@@ -93,8 +93,8 @@ def sr4(sr4_path):
 def classifier_stats(classifier_path) -> Path:
     """Reference statistics of the tiny classifier on the digits test split, next to its file."""
     import ganrt
-    from export.data import load_dataset
-    from ganrt.fidelity import make_reference, stats_path
+    from ganrt.evaluate.fidelity import make_reference, stats_path
+    from ganrt_export.data import load_dataset
 
     clf = ganrt.load(classifier_path)
     test = load_dataset("digits", split="test")

@@ -1,4 +1,4 @@
-"""The measurement machinery (ganrt.bench, ganrt bench, benchmarks.compare) and the fast PNG encoder.
+"""The measurement machinery (ganrt.tools.bench, ganrt bench, benchmarks.compare) and the fast PNG encoder.
 
 These check that the benchmarks measure what they say; they time nothing themselves.
 """
@@ -18,10 +18,10 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 import ganrt
-from ganrt.bench import GEMM_MODEL, RssSampler, bench_model, markdown_table, measure, record
-from ganrt.errors import ParameterError
-from ganrt.images import encode_png, encode_pngs
-from ganrt.session import create_session
+from ganrt.core.errors import ParameterError
+from ganrt.core.session import create_session
+from ganrt.io.png import encode_png, encode_pngs
+from ganrt.tools.bench import GEMM_MODEL, RssSampler, bench_model, markdown_table, measure, record
 
 
 def test_gemm_model_is_the_matmul_onnx_helper_builds():
@@ -113,8 +113,8 @@ def test_bench_cli_writes_json_and_rejects_bad_sizes(cgan_path, tmp_path):
 
 
 def test_torch_twin_computes_what_the_file_computes(dcgan_path, sr2_path):
-    from export.twin import torch_twin
-    from ganrt.images import float_to_uint8
+    from ganrt.io.images import float_to_uint8
+    from ganrt_export.twin import torch_twin
 
     model, info = torch_twin(dcgan_path)
     z = np.random.default_rng(1).standard_normal((5, info.nz)).astype(np.float32)
@@ -201,10 +201,10 @@ def _filter_rows_reference(image: np.ndarray) -> np.ndarray:
        levels=st.sampled_from([2, 3, 256]))
 def test_png_row_filters_follow_the_spec(h, w, c, seed, levels):
     """Each row gets the filter with the least sum of |residual as int8|, first on ties, byte for byte."""
-    from ganrt.images import _filter_rows
+    from ganrt.io.png import filter_rows
 
     images = (np.random.default_rng(seed).integers(0, levels, (3, h, w, c)) * (255 // (levels - 1))).astype(np.uint8)
-    assert np.array_equal(_filter_rows(images), np.stack([_filter_rows_reference(im) for im in images]))
+    assert np.array_equal(filter_rows(images), np.stack([_filter_rows_reference(im) for im in images]))
 
 
 def test_png_batch_equals_one_by_one_and_is_deterministic():
@@ -219,7 +219,7 @@ def test_png_batch_equals_one_by_one_and_is_deterministic():
 
 
 def test_batch_size_is_measured_for_long_runs_and_changes_no_image(cgan_path, monkeypatch):
-    import ganrt.generator as generator
+    from ganrt.kinds import generator
 
     gen = ganrt.load(cgan_path, threads=1)
     assert gen.tuned_batch_size in generator.TUNE_CANDIDATES

@@ -41,7 +41,7 @@ def test_classifier_is_accurate_on_real_images():
 
 def test_cgan_samples_are_mostly_of_the_requested_class():
     """A quality floor on a small sample (the README reports 10,000 samples): fails if a retrain regresses."""
-    from ganrt.fidelity import evaluate
+    from ganrt.evaluate.fidelity import evaluate
 
     report = evaluate(ganrt.load("fashion-cgan"), ganrt.load("fashion-classifier"), n=1000, seed=123)
     assert report["generated"]["label_accuracy"] >= 0.80
@@ -51,9 +51,9 @@ def test_cgan_samples_are_mostly_of_the_requested_class():
 def test_bundled_upscalers_beat_bicubic_on_a_held_out_photo(name, scale):
     """A floor on one evaluation photo (the README has all of them): fails if a retrain regresses."""
     pytest.importorskip("skimage")
-    from export.data import degrade, load_photo
-    from ganrt.images import bicubic_resize
-    from ganrt.metrics import psnr_y
+    from ganrt.evaluate.metrics import psnr_y
+    from ganrt.io.images import bicubic_resize
+    from ganrt_export.data import degrade, load_photo
 
     up = ganrt.load(name)
     assert up.scale == scale and up.info.kind == "upscaler"

@@ -70,7 +70,7 @@ def test_truncated_image_leaves_no_partial_file(sr2_path, images, tmp_path):
 
 
 def test_zero_size_image_in_the_api(sr2):
-    from ganrt.errors import ParameterError
+    from ganrt.core.errors import ParameterError
 
     with pytest.raises(ParameterError, match="zero-size"):
         sr2.upscale(Image.new("RGB", (0, 0)))

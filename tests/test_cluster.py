@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 import ganrt
-from ganrt.cluster import ClusterConfig, generate_on_ray
-from ganrt.errors import ClusterError, MissingDependencyError, ParameterError
-from ganrt.images import TMP_FILE
-from ganrt.manifest import JOURNAL, MANIFEST, read_manifest
-from ganrt.writer import verified_prefix
+from ganrt.core.errors import ClusterError, MissingDependencyError, ParameterError
+from ganrt.runs.cluster import ClusterConfig, generate_on_ray
+from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
+from ganrt.runs.writer import verified_prefix
 
 BIN = Path(sys.executable).parent
 
@@ -141,7 +140,7 @@ def test_bad_settings_fail_before_ray_is_needed(cgan, tmp_path, monkeypatch):
 
 
 def test_import_ganrt_does_not_import_ray():
-    code = "import sys, ganrt, ganrt.cluster, ganrt.cli; assert 'ray' not in sys.modules, 'ray imported'"
+    code = "import sys, ganrt, ganrt.runs.cluster, ganrt.cli; assert 'ray' not in sys.modules, 'ray imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

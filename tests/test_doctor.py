@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import ganrt
-from ganrt.doctor import cpu_features, diagnose
+from ganrt.tools.doctor import cpu_features, diagnose
 
 BIN = Path(sys.executable).parent
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganrt.errors import ModelKindError, ParameterError
-from ganrt.explore import arithmetic_grid, class_interpolation, class_tour, latent_walk, supports_class_mixing
+from ganrt.core.errors import ModelKindError, ParameterError
+from ganrt.evaluate.explore import arithmetic_grid, class_interpolation, class_tour, latent_walk, supports_class_mixing
 
 
 def test_class_interpolation_ends_at_the_two_classes(cgan):

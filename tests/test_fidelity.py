@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ganrt
-from ganrt.errors import ModelFormatError, ParameterError
-from ganrt.fidelity import (
+from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.evaluate.fidelity import (
     Moments,
     ReferenceStats,
     evaluate,
@@ -151,8 +151,8 @@ def test_eval_text_output_shows_generated_beside_real(cgan_path, classifier_path
 
 
 def test_training_reports_metrics_and_keeps_the_best_checkpoint_by_fd(tmp_path, classifier_path, classifier_stats):
-    from export.config import GANConfig, TrainConfig
-    from export.train import BEST_NAME, load_checkpoint, train_gan
+    from ganrt_export.config import GANConfig, TrainConfig
+    from ganrt_export.train import BEST_NAME, load_checkpoint, train_gan
 
     seen = []
     cfg = GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ganrt
-from ganrt.errors import DeviceError, LabelError, ModelKindError, ParameterError
+from ganrt.core.errors import DeviceError, LabelError, ModelKindError, ParameterError
 
 
 def test_sample_shape_dtype_and_settings_from_the_file(cgan):
@@ -143,7 +143,7 @@ def test_runtime_never_imports_torch(cgan_path):
 
 
 def test_vector_arithmetic_of_image_groups(dcgan):
-    from ganrt import latent
+    from ganrt.core import latent
 
     out = dcgan.arithmetic([0, 1, 2], [3, 4, 5], [6, 7, 8], seed=1)
     z = latent.sample_latents(1, np.arange(9), dcgan.nz, prior="sphere")
@@ -171,7 +171,7 @@ def test_lanes_change_no_image(cgan_path, dcgan_path):
     around the threshold, from many threads, and when the caller stops early."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ganrt.generator import LANE_MIN
+    from ganrt.kinds.generator import LANE_MIN
 
     for path in (cgan_path, dcgan_path):
         whole = ganrt.load(path, threads=2, lanes=1)
@@ -195,7 +195,7 @@ def test_lanes_change_no_image(cgan_path, dcgan_path):
 
 
 def test_lanes_default_to_one_per_thread_and_are_checked(cgan_path):
-    from ganrt.errors import ParameterError
+    from ganrt.core.errors import ParameterError
 
     assert ganrt.load(cgan_path, threads=2).lanes == 2
     assert ganrt.load(cgan_path, threads=1).lanes == 1

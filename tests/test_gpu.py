@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import ganrt
-from ganrt.errors import DeviceError
-from ganrt.session import available_providers
+from ganrt.core.errors import DeviceError
+from ganrt.core.session import available_providers
 
 HAS_CUDA = "CUDAExecutionProvider" in available_providers()
 cuda_only = pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA device")
@@ -47,7 +47,7 @@ def _graph_generator(path, device: str) -> ganrt.Generator:
     """A generator whose calls all go through ``GraphRunner`` (on ``cuda``: captured CUDA graphs)."""
     if device == "cuda":
         return ganrt.load(path, device="cuda", cuda_graph=True)
-    from ganrt.session import create_session, read_info
+    from ganrt.core.session import create_session, read_info
 
     session = create_session(path, device="cpu", source=str(path))
     return ganrt.Generator(session, read_info(session, source=str(path)), source=str(path), path=path, graphs="cpu")
@@ -75,13 +75,13 @@ def test_graph_runner_gives_the_plain_images_per_batch_size_and_thread(cgan_path
     assert np.abs(graphs.sample(10, seed=1, batch_size=5).astype(int) - plain.sample(10, seed=1)).max() <= tolerance
     assert len(graphs._graphs._slots) == graphs._graphs.MAX_SLOTS
     # optional inputs (class mixing) run outside the captured graphs
-    from ganrt.explore import class_interpolation
+    from ganrt.evaluate.explore import class_interpolation
 
     assert np.abs(class_interpolation(graphs, 1, 3, 4).astype(int) - class_interpolation(plain, 1, 3, 4)).max() <= tolerance
 
 
 def test_cuda_graphs_are_refused_off_cuda_and_for_other_kinds(cgan_path, sr2_path):
-    from ganrt.errors import ParameterError
+    from ganrt.core.errors import ParameterError
 
     with pytest.raises(ParameterError, match="CUDA graphs need device 'cuda', got 'cpu'"):
         ganrt.load(cgan_path, device="cpu", cuda_graph=True)

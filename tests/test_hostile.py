@@ -17,8 +17,9 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import ganrt  # noqa: E402
-from ganrt.errors import GanrtError, ImageError, InferenceError, ModelFormatError  # noqa: E402
-from ganrt.images import read_npz, read_png  # noqa: E402
+from ganrt.core.errors import GanrtError, ImageError, InferenceError, ModelFormatError  # noqa: E402
+from ganrt.io.npz import read_npz
+from ganrt.io.png import read_png  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -165,7 +166,7 @@ def external_model(folder: Path, location: str, *, write: bool = True) -> Path:
 def test_external_data_beside_the_model_loads(tmp_path):
     g = ganrt.load(external_model(tmp_path / "m", "weights.bin"))
     z = np.arange(4, dtype=np.float32)[None] / 4
-    np.testing.assert_array_equal(g.render(z), ganrt.images.float_to_uint8((z * 0.5).reshape(1, 1, 2, 2)))
+    np.testing.assert_array_equal(g.render(z), ganrt.io.images.float_to_uint8((z * 0.5).reshape(1, 1, 2, 2)))
 
 
 @pytest.mark.parametrize("location, match", [

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from ganrt import latent
-from ganrt.errors import ParameterError
+from ganrt.core import latent
+from ganrt.core.errors import ParameterError
 
 
 def test_latent_of_an_index_does_not_depend_on_the_other_indices():

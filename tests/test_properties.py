@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ganrt
-from ganrt import latent
-from ganrt.errors import GanrtError, LabelError, ModelFormatError, ParameterError
-from ganrt.metadata import ModelInfo
+from ganrt.core import latent
+from ganrt.core.errors import GanrtError, LabelError, ModelFormatError, ParameterError
+from ganrt.core.schema import ModelInfo
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(min_value=-(2**80), max_value=2**80)
@@ -104,8 +104,8 @@ def test_any_bytes_are_a_model_or_a_model_format_error(tmp_path_factory, data):
 @settings(max_examples=100, deadline=None)
 @given(lines=st.lists(st.binary(max_size=80), max_size=4))
 def test_any_manifest_bytes_read_or_are_a_manifest_error(tmp_path_factory, lines):
-    from ganrt.errors import ManifestError
-    from ganrt.manifest import read_manifest
+    from ganrt.core.errors import ManifestError
+    from ganrt.runs.manifest import read_manifest
 
     path = tmp_path_factory.mktemp("fuzz") / "manifest.jsonl"
     path.write_bytes(b"\n".join(lines))

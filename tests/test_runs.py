@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import ganrt
-from ganrt.errors import ManifestError, OutputError
-from ganrt.images import TMP_FILE
-from ganrt.manifest import JOURNAL, MANIFEST, read_manifest
-from ganrt.replay import replay
+from ganrt.core.errors import ManifestError, OutputError
+from ganrt.io.files import TMP_FILE
+from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
+from ganrt.runs.replay import replay
 
 BIN = Path(sys.executable).parent
 
@@ -190,31 +190,31 @@ def test_atomic_write_creates_replaces_and_leaves_nothing_else(tmp_path, monkeyp
     """Both ways atomic_write works: an unnamed file linked in (Linux), and a temporary name + rename."""
     import stat
 
-    import ganrt.images as images
+    from ganrt.io import files
 
     if not unnamed:
-        monkeypatch.setattr(images, "_O_TMPFILE", 0)
-    elif not images._O_TMPFILE:
+        monkeypatch.setattr(files, "_O_TMPFILE", 0)
+    elif not files._O_TMPFILE:
         pytest.skip("no O_TMPFILE here")
     else:  # a new file is linked in, never renamed
-        monkeypatch.setattr(images.os, "replace", lambda *a: pytest.fail("renamed"))
+        monkeypatch.setattr(files.os, "replace", lambda *a: pytest.fail("renamed"))
     umask = os.umask(0o027)
     try:
-        images.atomic_write(tmp_path / "a.png", b"first")
+        files.atomic_write(tmp_path / "a.png", b"first")
         monkeypatch.undo()  # (O_TMPFILE: an existing name is replaced through a temporary name)
         if not unnamed:
-            monkeypatch.setattr(images, "_O_TMPFILE", 0)
-        images.atomic_write(str(tmp_path / "a.png"), b"second")
+            monkeypatch.setattr(files, "_O_TMPFILE", 0)
+        files.atomic_write(str(tmp_path / "a.png"), b"second")
     finally:
         os.umask(umask)
     assert os.listdir(tmp_path) == ["a.png"] and (tmp_path / "a.png").read_bytes() == b"second"
     assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == 0o640
     with pytest.raises(OutputError, match="cannot write .*missing.*No such file"):
-        images.atomic_write(tmp_path / "missing" / "b.png", b"x")
+        files.atomic_write(tmp_path / "missing" / "b.png", b"x")
     pid = os.fork()  # a forked child (multiprocessing, Ray) links through its own /proc/self
     if pid == 0:
         try:
-            images.atomic_write(tmp_path / "child.png", b"child")
+            files.atomic_write(tmp_path / "child.png", b"child")
         finally:
             os._exit(0 if (tmp_path / "child.png").exists() else 1)
     assert os.waitpid(pid, 0)[1] == 0 and (tmp_path / "child.png").read_bytes() == b"child"
@@ -224,7 +224,7 @@ def test_atomic_write_creates_replaces_and_leaves_nothing_else(tmp_path, monkeyp
 def test_a_run_shortens_the_gil_switch_interval_and_restores_it(cgan, tmp_path):
     import threading
 
-    from ganrt import writer
+    from ganrt.runs import writer
 
     seen, before = [], sys.getswitchinterval()
     real = writer.RunWriter.write_png
@@ -248,7 +248,7 @@ def test_a_run_shortens_the_gil_switch_interval_and_restores_it(cgan, tmp_path):
 
 
 def test_full_disk_gives_one_error_and_leaves_no_partial_file(cgan, tmp_path, monkeypatch):
-    import ganrt.images as images
+    from ganrt.io import files
 
     real_write, calls = os.write, {"n": 0}
 
@@ -259,7 +259,7 @@ def test_full_disk_gives_one_error_and_leaves_no_partial_file(cgan, tmp_path, mo
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(images.os, "write", write)
+    monkeypatch.setattr(files.os, "write", write)
     with pytest.raises(OutputError, match="No space left on device"):
         ganrt.generate_run(cgan, tmp_path, n=10, batch_size=1)
     names = sorted(p.name for p in tmp_path.iterdir())

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from export.config import GANConfig, TrainConfig
-from export.data import DataError, load_dataset, read_idx
-from export.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint, train_gan
+from ganrt_export.config import GANConfig, TrainConfig
+from ganrt_export.data import DataError, load_dataset, read_idx
+from ganrt_export.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint, train_gan
 
 TINY = GANConfig(ngf=4, ndf=4, num_classes=10, embed_dim=4)
 
@@ -84,9 +84,9 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
 
 
 def test_sr_training_resumes_to_the_same_weights_and_stage_two_starts_from_stage_one(tmp_path, monkeypatch):
-    import export.train as tr
-    from export.config import SRConfig, SRTrainConfig
-    from export.train import train_sr
+    import ganrt_export.train as tr
+    from ganrt_export.config import SRConfig, SRTrainConfig
+    from ganrt_export.train import train_sr
 
     cfg = SRConfig(scale=2, width=4, blocks=1)
     tcfg = lambda **kw: SRTrainConfig(**{"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "patch": 8, "limit": 2, **kw})  # noqa: E731
@@ -115,7 +115,7 @@ def test_sr_training_resumes_to_the_same_weights_and_stage_two_starts_from_stage
 
 
 def test_fine_tune_from_init_with_ema_is_exported_and_resumes_to_the_same_weights(tmp_path):
-    from export.onnx import _model_from_checkpoint
+    from ganrt_export.onnx import model_from_checkpoint
 
     train_gan(TINY, _tcfg(epochs=1), tmp_path / "base", progress=False)
     tune = _tcfg(epochs=2, seed=1, init=str(tmp_path / "base"), ema=0.9)
@@ -124,6 +124,6 @@ def test_fine_tune_from_init_with_ema_is_exported_and_resumes_to_the_same_weight
     train_gan(TINY, _tcfg(epochs=1, seed=1, init=str(tmp_path / "base"), ema=0.9), tmp_path / "b", progress=False)
     resumed = load_checkpoint(train_gan(TINY, tune, tmp_path / "b", resume=True, progress=False))
     assert _states_equal(straight.state["G_ema"], resumed.state["G_ema"])
-    assert _states_equal(_model_from_checkpoint(straight).state_dict(), straight.state["G_ema"])  # export takes the average
+    assert _states_equal(model_from_checkpoint(straight).state_dict(), straight.state["G_ema"])  # export takes the average
     with pytest.raises(CheckpointError, match="not a GAN run with this configuration"):
         train_gan(GANConfig(ngf=8, ndf=4, num_classes=10, embed_dim=4), tune, tmp_path / "c", progress=False)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import ganrt
-from ganrt.errors import ModelKindError, OutputError, ParameterError
-from ganrt.model import file_sha256
-from ganrt.triton import TritonConfig, export_triton
+from ganrt.core.errors import OutputError, ParameterError
+from ganrt.core.model import file_sha256
+from ganrt.tools.triton import TritonConfig, export_triton
 
 BIN = Path(sys.executable).parent
 _TOKEN = re.compile(r'\s*(?:(\{)|(\})|(\[[^\]]*\])|("(?:[^"\\]|\\.)*")|([\w.+-]+)\s*:?)')
@@ -149,7 +149,7 @@ class StandInServer:
         return mod
 
     def infer(self, model, inputs, outputs):
-        from ganrt.session import create_session
+        from ganrt.core.session import create_session
 
         cfg = read_config(self.repo / model)
         feeds = {}

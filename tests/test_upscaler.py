@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 import ganrt
-from ganrt.errors import ModelKindError, ParameterError
-from ganrt.images import bicubic_resize
+from ganrt.core.errors import ModelKindError, ParameterError
+from ganrt.io.images import bicubic_resize
 
 RNG = np.random.default_rng(0)
 
@@ -120,15 +120,15 @@ def test_kinds_are_not_mixed(sr2_path, cgan_path):
 
 
 def test_export_parity_at_several_sizes(models_dir, sr4_path):
-    from export.onnx import _model_from_checkpoint, check_parity
-    from export.train import load_checkpoint
+    from ganrt_export.onnx import check_parity, model_from_checkpoint
+    from ganrt_export.train import load_checkpoint
 
     ck = load_checkpoint(models_dir / "tiny-sr-x4")
-    assert check_parity(_model_from_checkpoint(ck), ck, sr4_path.read_bytes()) <= 1e-4
+    assert check_parity(model_from_checkpoint(ck), ck, sr4_path.read_bytes()) <= 1e-4
 
 
 def test_metrics_known_values():
-    from ganrt.metrics import psnr_y, ssim_y
+    from ganrt.evaluate.metrics import psnr_y, ssim_y
 
     a = photo(64, 64)
     assert psnr_y(a, a) == float("inf") and ssim_y(a, a) == pytest.approx(1.0)

@@ -34,12 +34,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ClusterError, GanrtError, MissingDependencyError, ParameterError
-from .generator import DEFAULT_BATCH_SIZE, Generator, LabelSpec, check_count
-from .manifest import RunHeader
-from .model import file_sha256
-from .session import DEVICES
-from .writer import DEFAULT_SHARD_SIZE, RunResult, RunWriter, open_run, range_batches, remove_temporaries, run_header, write_run
+from ganrt.core.errors import ClusterError, GanrtError, MissingDependencyError, ParameterError
+from ganrt.core.model import file_sha256
+from ganrt.core.session import DEVICES
+from ganrt.kinds.generator import DEFAULT_BATCH_SIZE, Generator, LabelSpec, check_count
+from ganrt.runs.manifest import RunHeader
+from ganrt.runs.writer import (
+    DEFAULT_SHARD_SIZE,
+    RunResult,
+    RunWriter,
+    open_run,
+    range_batches,
+    remove_temporaries,
+    run_header,
+    write_run,
+)
 
 _POLL_S = 0.5  # how often the driver asks the workers how far they are (the progress bar's resolution)
 _READY_TIMEOUT_S = 120.0  # a new actor loads its model within this, or the cluster cannot place it
@@ -133,7 +142,7 @@ class ModelBytes:
         return cls(model.name, data, model.sha256)
 
     def load(self, folder: str, *, device: str, threads: int | None, kind: str):
-        from . import load
+        from ganrt import load
 
         path = Path(folder) / f"{kind}.onnx"
         path.write_bytes(self.data)

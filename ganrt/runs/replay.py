@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GanrtError, ManifestError
-from .images import read_npz, read_png
-from .manifest import JOURNAL, MANIFEST, read_manifest, sha256_hex
+from ganrt.core.errors import GanrtError, ManifestError
+from ganrt.io.npz import read_npz
+from ganrt.io.png import read_png
+from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest, sha256_hex
 
 _CUDA = "CUDAExecutionProvider"
 _TENSORRT = "TensorrtExecutionProvider"
@@ -107,7 +108,7 @@ def replay(
 def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device: str | None, threads: int | None,
                    *, kind: str = "generator"):
     """The model a run was made with (checked by sha256), on the kind of device it was made on by default."""
-    from . import load
+    from ganrt import load
 
     device = device or {_CUDA: "cuda", _TENSORRT: "tensorrt"}.get(provider, "cpu")
     gen = load(model, device=device, threads=threads, kind=kind)

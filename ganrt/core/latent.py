@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ParameterError
+from ganrt.core.errors import ParameterError
 
 PRIORS = ("normal", "sphere", "uniform")
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ManifestError, OutputError
-from .images import atomic_write
+from ganrt.core.errors import ManifestError, OutputError
+from ganrt.io.files import atomic_write
 
 MANIFEST = "manifest.jsonl"
 JOURNAL = "manifest.jsonl.part"

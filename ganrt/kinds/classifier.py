@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelFormatError, ParameterError
-from .metadata import ModelInfo
-from .model import Model
-from .session import run_session
+from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.model import Model
+from ganrt.core.run import run_session
+from ganrt.core.schema import ModelInfo
 
 DEFAULT_BATCH_SIZE = 500
 

@@ -4,7 +4,7 @@
 
     OUTDIR/<name>/config.pbtxt      onnxruntime backend, dynamic batching, instance groups, optional TensorRT
     OUTDIR/<name>/1/model.onnx      the model file, unchanged (same sha256)
-    OUTDIR/<name>/client.py         a client (``ganrt/triton_client.py``): latents drawn with ganrt.latent
+    OUTDIR/<name>/client.py         a client (``ganrt/triton_client.py``): latents drawn with ganrt.core.latent
     OUTDIR/<name>/client.json       what it needs: Triton's model and tensor names, batch limit, the ganrt metadata
 
 The server only runs the network; the client draws latents with ``sample_latents(seed, indices)``
@@ -22,11 +22,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelFormatError, OutputError, ParameterError
-from .generator import Generator, check_count
-from .images import atomic_write
-from . import triton_client
-from .triton_client import SETTINGS, Served
+from ganrt.core.errors import ModelFormatError, OutputError, ParameterError
+from ganrt.io.files import atomic_write
+from ganrt.kinds.generator import Generator, check_count
+from ganrt.tools import triton_client
+from ganrt.tools.triton_client import SETTINGS, Served
 
 KINDS = ("cpu", "gpu")
 # onnxruntime's input/output types -> Triton's data_type names

@@ -1,6 +1,6 @@
 """Sample a ganrt generator served by Triton; ``ganrt export-triton`` copies this file into the repository.
 
-The server runs only the network. Latents come from ``ganrt.latent.sample_latents(seed, indices)``
+The server runs only the network. Latents come from ``ganrt.core.latent.sample_latents(seed, indices)``
 and labels default to ``index % classes``, both here on the client, exactly as ``ganrt generate``
 draws them; the graph returns uint8 images (older files: ``float_to_uint8``). So image i from a server on the CPU
 provider is image i of a local run with the same seed, label and truncation (byte for byte where
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ganrt.images import float_to_uint8, save_grid
-from ganrt.latent import sample_latents
-from ganrt.metadata import ModelInfo
+from ganrt.core.latent import sample_latents
+from ganrt.core.schema import ModelInfo
+from ganrt.io.images import float_to_uint8, save_grid
 
 SETTINGS = "client.json"
 

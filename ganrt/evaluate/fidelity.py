@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import Classifier, softmax
-from .errors import ModelFormatError, ParameterError
-from .generator import Generator, check_count
-from .model import file_sha256
+from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.model import file_sha256
+from ganrt.kinds.classifier import Classifier, softmax
+from ganrt.kinds.generator import Generator, check_count
 
 # what a generator is scored on (``evaluate``'s "generated", training's per-epoch history), in report order
 METRICS = ("frechet_distance", "inception_score", "precision", "recall", "label_accuracy")
@@ -181,7 +181,8 @@ class ReferenceStats:
     heldout_labels: np.ndarray  # (H,) int64
 
     def save(self, path: str | Path) -> None:
-        from .images import atomic_write, encode_npz
+        from ganrt.io.files import atomic_write
+        from ganrt.io.npz import encode_npz
 
         arrays = {k: getattr(self, k) for k in ("mu", "sigma", "heldout_logits", "heldout_labels")}
         # float16 features: half the size, and 3 significant digits move FD / P&R by far less than their sampling noise

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError
+from ganrt.core.errors import ParameterError
 
 # ONNX: one MatMul c = a @ b with symbolic sizes (opset 18). Built with onnx.helper once and kept as
 # bytes, because the runtime does not depend on the onnx package (tests rebuild and compare it).
@@ -149,7 +149,7 @@ def measure(backends: dict[str, Callable[[int], Any]], batch_size: int, *, round
 
 def gemm_gflops(*, threads: int | None, size: int = 2048, seconds: float = 1.0) -> float:
     """float32 GEMM GFLOP/s of onnxruntime's MatMul (``size``^2) on the CPU: the machine's ceiling."""
-    from .session import create_session
+    from ganrt.core.session import create_session
 
     session = create_session(GEMM_MODEL, device="cpu", threads=threads, source="gemm")
     rng = np.random.default_rng(0)
@@ -203,7 +203,7 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on: CPU model, cores, onnxruntime version."""
     import platform
 
-    from .session import onnxruntime
+    from ganrt.core.session import onnxruntime
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -231,9 +231,9 @@ def model_backend(model: Any) -> tuple[Callable[[int], Any], float | None]:
     Generators: ``sample`` of fresh indices; upscalers: ``upscale_many`` of 256x256 RGB images
     (tiled as shipped); classifiers: ``run`` on images. Inputs are fixed noise (no data set needed).
     """
-    from .classifier import Classifier
-    from .generator import Generator
-    from .upscaler import Upscaler
+    from ganrt.kinds.classifier import Classifier
+    from ganrt.kinds.generator import Generator
+    from ganrt.kinds.upscaler import Upscaler
 
     flops = model.info.flops or None
     rng = np.random.default_rng(0)

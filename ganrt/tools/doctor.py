@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GanrtError
+from ganrt.core.errors import GanrtError
 
 CPUINFO = Path("/proc/cpuinfo")
 # feature -> the /proc/cpuinfo flags that provide it (any of them)
@@ -124,8 +124,8 @@ def _one_image(session: Any) -> np.ndarray:
 
 def diagnose(*, model: str | None = None, threads: int | None = None) -> DoctorReport:
     """Inspect onnxruntime, its providers, the CPU, and the choices ganrt makes; ``model``: the check model."""
-    from . import DEFAULT_MODEL, load, resolve_model
-    from .session import DEVICES, onnxruntime, provider_session
+    from ganrt import DEFAULT_MODEL, load, resolve_model
+    from ganrt.core.session import DEVICES, onnxruntime, provider_session
 
     ort = onnxruntime()
     name = model or DEFAULT_MODEL

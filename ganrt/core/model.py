@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .metadata import ModelInfo
+from ganrt.core.schema import ModelInfo
 
 # element type of the first output (``output_type``) -> the precision a run records in its provenance
 _PRECISIONS = {"float": "float32", "float16": "float16", "bfloat16": "bfloat16", "double": "float64", "uint8": "uint8"}

@@ -6,14 +6,12 @@ onnxruntime falls back to the CPU silently when a requested provider cannot star
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-from collections.abc import Iterator
 from typing import Any
 
-from .errors import DeviceError, InferenceError, MissingDependencyError, ModelFormatError, ParameterError
-from .metadata import METADATA_KEY, ModelInfo
+from ganrt.core.errors import DeviceError, MissingDependencyError, ModelFormatError, ParameterError
+from ganrt.core.run import ort_reason
+from ganrt.core.schema import METADATA_KEY, ModelInfo
 
 DEVICES = ("cpu", "cuda", "tensorrt", "auto")
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -131,119 +129,3 @@ def read_info(session: Any, *, source: str) -> ModelInfo:
     return ModelInfo.from_json(meta[METADATA_KEY], source=source)
 
 
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (This is an invalid model\. )?")
-_SOURCE_LOCATION = re.compile(r"^/\S+:\d+ .*?\) ")  # "/onnxruntime_src/...h:46 void f(...) " before the message
-_UNKNOWN_OP = re.compile(r"No Op registered for (\S+) with domain_version of (\d+)")
-_UNKNOWN_DOMAIN = re.compile(r"No opset import for domain '([^']*)'")
-_UNREGISTERED = re.compile(r"(\S+?)(?:\(-?\d+\))? is not a registered function/op")
-
-
-def ort_reason(exc: BaseException) -> str:
-    """onnxruntime's error as one short line: its codes, source locations and node dumps left out."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    for pattern, say in ((_UNKNOWN_OP, "unknown operator '{}' (opset {}): onnxruntime has no kernel for it"),
-                         (_UNKNOWN_DOMAIN, "operator domain '{}' is not declared in the model's opset imports"),
-                         (_UNREGISTERED, "unknown operator '{}': onnxruntime has no kernel for it")):
-        m = pattern.search(text)
-        if m:
-            return say.format(*m.groups())
-    first = _SOURCE_LOCATION.sub("", _ORT_PREFIX.sub("", first))
-    return first[:200]
-
-
-@contextlib.contextmanager
-def _run_errors(source: str) -> Iterator[None]:
-    """onnxruntime's failures while running (out of memory, shape errors inside the graph) as one typed line."""
-    try:
-        yield
-    except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
-        raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
-
-
-def run_session(session: Any, outputs: list[str], feeds: dict[str, Any], *, source: str, options: Any = None) -> list[Any]:
-    """``session.run`` (with onnxruntime ``RunOptions``), errors as one typed line."""
-    with _run_errors(source):
-        return session.run(outputs, feeds, options)
-
-
-def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, source: str) -> None:
-    """Run with IO binding: onnxruntime writes ``output`` straight into the C-contiguous numpy array
-    ``out`` (on CUDA: one copy to the host, of the final uint8 images). Errors as in ``run_session``."""
-    import numpy as np
-
-    if not out.flags.c_contiguous:
-        raise ValueError("run_bound needs a C-contiguous output array")
-    with _run_errors(source):
-        binding = session.io_binding()  # one per call: a binding holds per-call state, the session does not
-        for name, value in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        binding.bind_output(output, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
-        session.run_with_iobinding(binding)
-
-
-class GraphRunner:
-    """Runs a session through fixed, preallocated device buffers: one slot per batch size, each with its
-    own bound inputs and output and its own graph id. On a session made with ``cuda_graph`` the CUDA
-    provider captures a slot's kernels on its first run and replays them on later runs (no per-kernel
-    launch cost: what batch-1 and small-batch calls on a GPU pay most); a captured graph reads and writes
-    exactly those buffers, so new inputs are copied into them (``update_inplace``) and the output copied
-    out, one call per slot at a time. On the CPU the same path runs without capture (tests use that).
-
-    Thread-safe: a lock per slot; calls with different batch sizes run concurrently. At most
-    ``MAX_SLOTS`` batch sizes get a slot (each holds device buffers and a graph); others run uncaptured.
-    """
-
-    MAX_SLOTS = 16
-
-    def __init__(self, session: Any, output: str, *, device: str = "cuda", source: str) -> None:
-        import threading
-
-        self._session, self._output, self._device, self._source = session, output, device, source
-        self._slots: dict[tuple, Any] = {}
-        self._lock = threading.Lock()  # guards _slots only
-
-    def _slot(self, feeds: dict[str, Any], out: Any) -> Any:
-        import threading
-        from types import SimpleNamespace
-
-        key = tuple((name, value.shape, value.dtype.str) for name, value in sorted(feeds.items())) + (out.shape,)
-        with self._lock:
-            slot = self._slots.get(key)
-            if slot is None and len(self._slots) >= self.MAX_SLOTS:
-                return None
-            if slot is None:
-                ort = onnxruntime()
-                inputs = {name: ort.OrtValue.ortvalue_from_numpy(value, self._device, 0) for name, value in feeds.items()}
-                output = ort.OrtValue.ortvalue_from_shape_and_type(list(out.shape), out.dtype, self._device, 0)
-                binding = self._session.io_binding()
-                for name, value in inputs.items():
-                    binding.bind_ortvalue_input(name, value)
-                binding.bind_ortvalue_output(self._output, output)
-                options = ort.RunOptions()
-                options.add_run_config_entry("gpu_graph_id", str(len(self._slots) + 1))  # 0 and -1 mean default / no capture
-                slot = self._slots[key] = SimpleNamespace(inputs=inputs, output=output, binding=binding, options=options,
-                                                          lock=threading.Lock())
-        return slot
-
-    def run_uncaptured(self, outputs: list[str], feeds: dict[str, Any]) -> list[Any]:
-        """``session.run`` outside any graph (graph id -1: nothing captured or replayed), for calls whose
-        inputs the slots do not bind (a generator's optional label_b / alpha)."""
-        options = onnxruntime().RunOptions()
-        options.add_run_config_entry("gpu_graph_id", "-1")
-        return run_session(self._session, outputs, feeds, source=self._source, options=options)
-
-    def run(self, feeds: dict[str, Any], out: Any) -> None:
-        """Run with ``feeds`` (C-contiguous numpy arrays); the output (``out``'s shape and type) copied into ``out``."""
-        import numpy as np
-
-        feeds = {name: np.ascontiguousarray(value) for name, value in feeds.items()}
-        slot = self._slot(feeds, out)
-        if slot is None:  # one batch size too many for its own graph
-            out[...] = self.run_uncaptured([self._output], feeds)[0]
-            return
-        with _run_errors(self._source), slot.lock:
-            for name, value in feeds.items():
-                slot.inputs[name].update_inplace(value)
-            self._session.run_with_iobinding(slot.binding, slot.options)
-            out[...] = slot.output.numpy()

@@ -27,12 +27,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
-from .errors import ManifestError, OutputError, ParameterError
-from .generator import Batch, Generator, LabelSpec, check_count
-from .images import TMP_FILE, atomic_write, encode_npz, encode_pngs
-from .manifest import JOURNAL, MANIFEST, Journal, Manifest, RunHeader, entry_line, header_is_complete, read_manifest, sha256_hex
-from .model import file_sha256
+from ganrt._version import __version__
+from ganrt.core.errors import ManifestError, OutputError, ParameterError
+from ganrt.core.model import file_sha256
+from ganrt.io.files import TMP_FILE, atomic_write
+from ganrt.io.npz import encode_npz
+from ganrt.io.png import encode_pngs
+from ganrt.kinds.generator import Batch, Generator, LabelSpec, check_count
+from ganrt.runs.manifest import (
+    JOURNAL,
+    MANIFEST,
+    Journal,
+    Manifest,
+    RunHeader,
+    entry_line,
+    header_is_complete,
+    read_manifest,
+    sha256_hex,
+)
 
 FORMATS = ("png", "npz")
 _RUN_FILE = re.compile(r"^(\d{6,}\.png|shard-\d{6,}\.npz|manifest\.jsonl(\.part)?)$")
@@ -209,7 +221,7 @@ class RunResult:
 
 def model_location(model) -> str:
     """How a manifest names a loaded model: a bundled model's name, else its file's absolute path."""
-    from . import available_models
+    from ganrt import available_models
 
     path = Path(model.path).resolve() if model.path is not None else None
     return next((name for name, p in available_models().items() if path is not None and p.resolve() == path), str(path or model.source))

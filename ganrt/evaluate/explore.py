@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import latent
-from .errors import ModelKindError, ParameterError
-from .generator import Generator, check_count
-from .images import make_grid
+from ganrt.core import latent
+from ganrt.core.errors import ModelKindError, ParameterError
+from ganrt.io.images import make_grid
+from ganrt.kinds.generator import Generator, check_count
 
 LABEL_B, ALPHA = "label_b", "alpha"  # optional inputs that ganrt-export adds to conditional generators
 

@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import ModelFormatError
-from .latent import PRIORS
+from ganrt.core.errors import ModelFormatError
+from ganrt.core.latent import PRIORS
 
 METADATA_KEY = "ganrt"
 SCHEMA_VERSION = 1

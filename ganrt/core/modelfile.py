@@ -17,7 +17,7 @@ import mmap
 import os
 from pathlib import Path
 
-from .errors import ModelFormatError
+from ganrt.core.errors import ModelFormatError
 
 MAX_DEPTH = 64  # nested subgraphs (If/Loop bodies); a deeper file is refused, not recursed into
 

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from . import latent
-from .errors import InferenceError, LabelError, ModelFormatError, ParameterError
-from .images import float_to_uint8
-from .metadata import ModelInfo
-from .model import Model
-from .session import GraphRunner, run_bound, run_session
+from ganrt.core import latent
+from ganrt.core.errors import InferenceError, LabelError, ModelFormatError, ParameterError
+from ganrt.core.graphs import GraphRunner
+from ganrt.core.model import Model
+from ganrt.core.run import run_bound, run_session
+from ganrt.core.schema import ModelInfo
+from ganrt.io.images import float_to_uint8
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
 # Runs of at least TUNE_MIN_N images without a batch size use the fastest of TUNE_CANDIDATES, measured
@@ -204,7 +205,7 @@ class Generator(Model):
         """Images of latents z (B, nz) into ``out`` (B, H, W, C) uint8 (allocated when None); returns it.
 
         A uint8 graph writes straight into ``out`` (IO binding: no output copy, no float array in Python).
-        ``extra``: optional inputs such as label_b / alpha (ganrt.explore). ``one_lane``: the whole batch
+        ``extra``: optional inputs such as label_b / alpha (ganrt.evaluate.explore). ``one_lane``: the whole batch
         on the single-threaded lane session (a stream runs several such calls at once).
         """
         feeds = {"z": z, **(extra or {})}

@@ -1,0 +1,143 @@
+"""Image files: grids, PNG files, npz shards, animated GIFs. Every file is written atomically.
+
+A file appears under its final name only when it is complete (temporary name in the same folder,
+then ``os.replace``), so an interrupted run never leaves a truncated image behind. Encoding is
+deterministic (no timestamps), so the same images always give the same bytes. Reading checks the
+declared size before decoding, so a bogus header cannot make ganrt allocate or hang.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ganrt.core.errors import ImageError, OutputError
+from ganrt.io.files import atomic_write
+
+
+def make_grid(images: np.ndarray, *, nrow: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Tile (N, H, W, C) uint8 images into one (rows*(H+p)+p, nrow*(W+p)+p, C) image; nrow ~ sqrt(N)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"make_grid needs (N, H, W, C) images with N >= 1, got shape {images.shape}")
+    n, h, w, c = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y : y + h, x : x + w] = images[i]
+    return grid
+
+
+def to_pil(image: np.ndarray):
+    """(H, W, 1|3) uint8 -> a Pillow image (mode L or RGB)."""
+    from PIL import Image
+
+    image = np.asarray(image, dtype=np.uint8)
+    return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, *, nrow: int | None = None) -> None:
+    """Write a grid of (N, H, W, C) images as PNG (or GIF/JPEG by the file's extension)."""
+    path = Path(path)
+    fmt = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"grid file {path} must end in .png, .gif or .jpg")
+    buf = io.BytesIO()
+    to_pil(make_grid(images, nrow=nrow)).save(buf, format=fmt)
+    atomic_write(path, buf.getvalue())
+
+
+def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, duration_ms: int = 80) -> None:
+    """An animated, looping GIF from (H, W, C) uint8 frames."""
+    if not frames:
+        raise ValueError("save_gif needs at least one frame")
+    pil = [to_pil(f) for f in frames]
+    buf = io.BytesIO()
+    pil[0].save(buf, format="GIF", save_all=True, append_images=pil[1:], duration=duration_ms, loop=0)
+    atomic_write(path, buf.getvalue())
+
+
+def float_to_uint8(x: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """Model output (N, C, H, W) float in ``value_range`` -> (N, H, W, C) uint8, rounded half to even."""
+    lo, hi = value_range
+    y = (np.asarray(x, dtype=np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def bicubic_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's bicubic resize of (H, W) or (H, W, C) uint8 to ``size`` = (width, height).
+
+    Pillow antialiases when it shrinks, so this is also the degradation that makes the
+    low-resolution training inputs of the upscalers (and their bicubic baseline).
+    """
+    from PIL import Image
+
+    image = np.asarray(image, dtype=np.uint8)
+    if image.ndim == 2 or image.shape[-1] in (3, 4) and image.ndim == 3:
+        mode = None if image.ndim == 2 else ("RGB" if image.shape[-1] == 3 else "RGBA")
+        pil = Image.fromarray(image, mode=mode) if mode else Image.fromarray(image)
+        return np.asarray(pil.resize(size, Image.BICUBIC))
+    # any other channel count: channel by channel
+    return np.stack([bicubic_resize(image[..., c], size) for c in range(image.shape[-1])], axis=-1)
+
+
+def _bomb_message(path: Path, text: str, max_pixels: int) -> str:
+    """One line for Pillow's DecompressionBombError, naming both limits and the option."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", text)
+    if not found:
+        return f"{path}: {text.split(', could be')[0]} (Pillow's decompression-bomb guard)"
+    n, pillow_limit = int(found[1]), int(found[2])
+    if n > max_pixels:
+        return f"{path} declares {n:,} pixels, over the limit of {max_pixels:,}; raise it with --max-pixels (Pillow's decompression-bomb guard stops anything over {pillow_limit:,})"
+    return f"{path} declares {n:,} pixels, over Pillow's decompression-bomb guard of {pillow_limit:,}, which ganrt keeps on"
+
+
+DEFAULT_MAX_PIXELS = 40_000_000  # input pixels: a 4000x3000 photo is 12M; x4 of 40M is 1.9 GB of output
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, load: bool = True):
+    """Open an image file with Pillow, checked: a readable image, not zero-size, within ``max_pixels``.
+
+    Pillow's own decompression-bomb guard stays on. ``load=False`` checks the header only
+    (cheap: validate every input before any output is written).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        im = Image.open(path)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path} is a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image (Pillow cannot identify it)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_bomb_message(path, str(exc), max_pixels)) from None
+    except OSError as exc:
+        raise ImageError(f"{path} cannot be read: {exc}") from None
+    w, h = im.size
+    if w == 0 or h == 0:
+        raise ImageError(f"{path} is a zero-size image ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(f"{path} has {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}; raise it with --max-pixels")
+    if load:
+        try:
+            im.load()
+        except Image.DecompressionBombError as exc:
+            raise ImageError(_bomb_message(path, str(exc), max_pixels)) from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{path} is truncated or corrupt: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return im
