@@ -7,6 +7,8 @@ import numpy as np
 
 from ganrt.cli import run
 
+from .config import SR_SKIPS
+
 _EXTRA_HINT = "ganrt-export needs torch and onnx: pip install torch==2.13.0 && pip install 'ganrt[export]'"
 
 
@@ -129,6 +131,8 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
 @click.option("--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
 @click.option("--width", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--blocks", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--skip", type=click.Choice(SR_SKIPS), default="nearest", show_default=True,
+              help="What the body's residual is added to: nearest-neighbour, or a learned sub-pixel conv that starts as bicubic.")
 @click.option("--stage", type=click.Choice(["pixel", "adversarial"]), default="pixel", show_default=True,
               help="pixel: L1 loss (PSNR); adversarial: L1 + GAN loss, starting from --init.")
 @click.option("--init", default="", help="Pixel-stage run (or checkpoint) that the adversarial stage starts from.")
@@ -139,21 +143,33 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
 @click.option("--lr", type=float, default=5e-4, show_default=True)
 @click.option("--adv-weight", type=float, default=1e-3, show_default=True)
 @click.option("--feature-weight", type=float, default=0.0, show_default=True, help="L1 on the discriminator's features.")
-@click.option("--limit", type=click.IntRange(min=0), default=0, help="Use only the first N training photos.")
+@click.option("--photos", default="", type=click.Path(file_okay=False),
+              help="Also train on the wallpaper photos listed in export/data.py, unpacked under this folder (docs/sr-data.md).")
+@click.option("--ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Decay of a moving average of the weights, which is evaluated and exported (0 = off).")
+@click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Every N epochs: PSNR/SSIM gain over bicubic on the five held-out photos, logged and kept in the history.")
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="Use only the first N bundled training photos.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train_sr_cmd(run_dir, resume, scale, width, blocks, stage, init, epochs, steps_per_epoch, batch_size, patch, lr,
-                 adv_weight, feature_weight, limit, seed, threads, progress):
-    """Train an upscaler on the photos bundled with scikit-image and scikit-learn."""
+def train_sr_cmd(run_dir, resume, scale, width, blocks, skip, stage, init, epochs, steps_per_epoch, batch_size, patch, lr,
+                 adv_weight, feature_weight, photos, ema, eval_every, limit, seed, threads, progress):
+    """Train an upscaler on the photos bundled with scikit-image and scikit-learn (and --photos)."""
     from .config import SRConfig, SRTrainConfig
     from .train import train_sr
 
     _threads(threads)
     tcfg = SRTrainConfig(stage=stage, init=init, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
-                         patch=patch, lr=lr, adv_weight=adv_weight, feature_weight=feature_weight, limit=limit, seed=seed)
-    path = train_sr(SRConfig(scale=int(scale), width=width, blocks=blocks), tcfg, run_dir, resume=resume, progress=progress)
+                         patch=patch, lr=lr, adv_weight=adv_weight, feature_weight=feature_weight, photos=photos, ema=ema,
+                         eval_every=eval_every, limit=limit, seed=seed)
+    cfg = SRConfig(scale=int(scale), width=width, blocks=blocks, skip=skip)
+    path = train_sr(cfg, tcfg, run_dir, resume=resume, progress=progress, on_epoch=_echo_sr_epoch)
     click.echo(f"checkpoint: {path}")
+
+
+def _echo_sr_epoch(record: dict[str, float]) -> None:
+    click.echo(f"epoch {record['epoch']}: " + ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
 
 
 @cli.command("export")
@@ -291,27 +307,33 @@ def adversarial_cmd(checkpoint, onnx_model, n, eps, figure_eps, examples, table_
 
 @cli.command("sr-eval")
 @click.argument("models", nargs=-1, required=True)
+@click.option("--photos", default="", type=click.Path(file_okay=False),
+              help="Also score the six held-out wallpaper photos unpacked under this folder (docs/sr-data.md).")
 @click.option("--crops", type=click.Path(file_okay=False), default=None, help="Folder for NAME-crops.png: bicubic | model | original.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the scores as JSON.")
-def sr_eval_cmd(models, crops, json_path):
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default: one per core).")
+def sr_eval_cmd(models, photos, crops, json_path, threads):
     """PSNR / SSIM (Y, border = scale) of upscalers against bicubic on the held-out photos."""
     import json
-
-    from ganrt.images import save_png
-
-    from .evaluate import crops as make_crops
-    from .evaluate import evaluate_upscaler, markdown_table, summary
-
     from pathlib import Path
 
+    from ganrt.io.png import save_png
+
+    from .evaluate import crops as make_crops
+    from .evaluate import evaluate_upscaler, held_out_sets, markdown_table, summary
+
+    sets = held_out_sets(photos)
     report = {}
     for model in models:
-        scores, images = evaluate_upscaler(model)
-        click.echo(markdown_table(model, scores) + "\n")
-        report[model] = summary(scores)
-        if crops:
-            Path(crops).mkdir(parents=True, exist_ok=True)
-            save_png(Path(crops) / f"{Path(model).stem}-crops.png", make_crops(images))
+        report[model] = {}
+        for set_name, sources in sets.items():
+            scores, images = evaluate_upscaler(model, sources=sources, threads=threads, keep_images=bool(crops))
+            click.echo(f"{set_name} held-out photos\n" + markdown_table(model, scores) + "\n")
+            report[model][set_name] = summary(scores)
+            if crops:
+                Path(crops).mkdir(parents=True, exist_ok=True)
+                suffix = "" if set_name == "bundled" else f"-{set_name}"
+                save_png(Path(crops) / f"{Path(model).stem}{suffix}-crops.png", make_crops(images))
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2))
 

@@ -216,7 +216,8 @@ _PLASMA = "GPL-2+ (Debian's blanket stanza for plasma-workspace-wallpapers); ups
 
 
 def _mate(name: str, size: tuple[int, int], split: str, who: str, sha: str) -> WallpaperPhoto:
-    return WallpaperPhoto("mate-backgrounds", f"usr/share/backgrounds/mate/nature/{name}.jpg", name, size, split, _MATE.format(who), sha)
+    path = f"usr/share/backgrounds/mate/nature/{name}.jpg"
+    return WallpaperPhoto("mate-backgrounds", path, name, size, split, _MATE.format(who), sha)
 
 
 def _plasma(name: str, split: str, who: str, sha: str) -> WallpaperPhoto:
@@ -225,24 +226,36 @@ def _plasma(name: str, split: str, who: str, sha: str) -> WallpaperPhoto:
 
 
 WALLPAPER_PHOTOS = (
-    _mate("Aqua", (2560, 1600), "train", "2008 Charles Barbin", "5c30118205982da441bf7e6a1ada636a8a0be879408140b3148280c665ed6bce"),
-    _mate("Blinds", (1920, 1200), "train", "2008 Lennart Poettering, 2008 Andrea Cimitan", "f7aac0dcc2e06d0491643e84df3da1d9db7c4610f58806a880d56e074799f600"),
-    _mate("FreshFlower", (1600, 1203), "train", "2005 Jens Ansorg", "972b0a0c4e5e3fa93f4f244fc84bc64b121a5eac3aaa5856f1308c1f38a02f8e"),
-    _mate("Garden", (2560, 1600), "train", "2008 Charles Barbin", "d3095ee09d425ef23d27155412136cf14fc3c9af76ca58b452f55e23da324e78"),
-    _mate("GreenMeadow", (1280, 1024), "train", "2005 Timothy Schellhase, 2008 Lapo Calamandrei", "8fa0de0aa4089f7319c9fb7a6d006d4cab6023e8c8853731557cff53567b4832"),
-    _mate("RainDrops", (1920, 1200), "train", '2008 "blackcombwhistler07"', "3e4ea9671c28c90a86cf67b3db9daf18c4741587c596333a7529ca589aaa0c16"),
-    _mate("Storm", (1920, 1280), "train", "2008 Sergey Nazarov", "77ca53077831d3237f73393a91fc879158abc046d852941c26e90de336356957"),
-    _mate("TwoWings", (2560, 1600), "train", "2008 Charles Barbin, 2008 Hylke Bons", "665e5abf8a5399070a91a9a8e455fe071e5b61697ff78fdeda4e9843ef545aeb"),
-    _mate("Wood", (2560, 1920), "train", "2008 Jean-François Fortin Tam", "19c78500ac00a622e19907ab9cc7d06d46fe08c4a6142759a84195696150ec07"),
-    _mate("YellowFlower", (2560, 1600), "train", "2008 Charles Barbin", "254da96256acb7add685679775a04d1e4a5bc8cd13e5a5a3d61351ce198a5306"),
+    _mate("Aqua", (2560, 1600), "train", "2008 Charles Barbin",
+          "5c30118205982da441bf7e6a1ada636a8a0be879408140b3148280c665ed6bce"),
+    _mate("Blinds", (1920, 1200), "train", "2008 Lennart Poettering, 2008 Andrea Cimitan",
+          "f7aac0dcc2e06d0491643e84df3da1d9db7c4610f58806a880d56e074799f600"),
+    _mate("FreshFlower", (1600, 1203), "train", "2005 Jens Ansorg",
+          "972b0a0c4e5e3fa93f4f244fc84bc64b121a5eac3aaa5856f1308c1f38a02f8e"),
+    _mate("Garden", (2560, 1600), "train", "2008 Charles Barbin",
+          "d3095ee09d425ef23d27155412136cf14fc3c9af76ca58b452f55e23da324e78"),
+    _mate("GreenMeadow", (1280, 1024), "train", "2005 Timothy Schellhase, 2008 Lapo Calamandrei",
+          "8fa0de0aa4089f7319c9fb7a6d006d4cab6023e8c8853731557cff53567b4832"),
+    _mate("RainDrops", (1920, 1200), "train", '2008 "blackcombwhistler07"',
+          "3e4ea9671c28c90a86cf67b3db9daf18c4741587c596333a7529ca589aaa0c16"),
+    _mate("Storm", (1920, 1280), "train", "2008 Sergey Nazarov",
+          "77ca53077831d3237f73393a91fc879158abc046d852941c26e90de336356957"),
+    _mate("TwoWings", (2560, 1600), "train", "2008 Charles Barbin, 2008 Hylke Bons",
+          "665e5abf8a5399070a91a9a8e455fe071e5b61697ff78fdeda4e9843ef545aeb"),
+    _mate("Wood", (2560, 1920), "train", "2008 Jean-François Fortin Tam",
+          "19c78500ac00a622e19907ab9cc7d06d46fe08c4a6142759a84195696150ec07"),
+    _mate("YellowFlower", (2560, 1600), "train", "2008 Charles Barbin",
+          "254da96256acb7add685679775a04d1e4a5bc8cd13e5a5a3d61351ce198a5306"),
     _plasma("DarkestHour", "train", "Risto Saukonpää", "8e3703fae3a3c217b1fc2b399b706cd3720584268d071ba153e4809daa55f1ce"),
     _plasma("FallenLeaf", "train", "Martin Klapetek", "95603a6560c7e8d50e0e03b3f4adbe39c5258c72528e74e4ecaea1daf4e499de"),
     _plasma("Grey", "train", "Sigi Sagi", "88c31d8944b7e6935d1b9a296654c692f0772cb512491713eb30a972a604c0ed"),
     _plasma("Kite", "train", "Risto Saukonpää", "bdca288ce296a981e80659c021cf707caddc702c0c8d4247e60bd618476d47f8"),
     _plasma("OneStandsOut", "train", "Risto Saukonpää", "cb507baf1dafdcae362264f3aba9483ed4be5f6c9fdd770f0ec0920c6d9e80fd"),
     # held out: never trained on
-    _mate("Dune", (1680, 1050), "eval", "2007 Marco Cogoni, 2008 Hylke Bons", "8a67c2cb0be8c46b70c237311a4fa4d2b4ac7d39568135384787801fa5cc9a91"),
-    _mate("LadyBird", (2560, 1600), "eval", "2008 Charles Barbin", "e35a9a4126ef969c90b29c038058c5a575a20eadd84106a37bf1fa9931e7b61d"),
+    _mate("Dune", (1680, 1050), "eval", "2007 Marco Cogoni, 2008 Hylke Bons",
+          "8a67c2cb0be8c46b70c237311a4fa4d2b4ac7d39568135384787801fa5cc9a91"),
+    _mate("LadyBird", (2560, 1600), "eval", "2008 Charles Barbin",
+          "e35a9a4126ef969c90b29c038058c5a575a20eadd84106a37bf1fa9931e7b61d"),
     _plasma("ColdRipple", "eval", "Risto Saukonpää", "05bef6722fc0ed81292cceb3ed026c38d17e510f3c84be7d68610c2b1a723c3f"),
     _plasma("ColorfulCups", "eval", "Dmitri Popov", "6e0f3a72feb5a4a9fec191b77e34874c3c69e2d93040deb3f07773e73385023d"),
     _plasma("Path", "eval", "Risto Saukonpää", "7477457d7f17b736259f1b021864778ad4ba802cf3214e6728181ff29126bba8"),
@@ -279,7 +292,8 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"cannot decode photo {path}: {exc}") from None
 
 
-def wallpaper_sources(root: str | os.PathLike, split: str, *, table: tuple[WallpaperPhoto, ...] = WALLPAPER_PHOTOS) -> list[PhotoSource]:
+def wallpaper_sources(root: str | os.PathLike, split: str, *,
+                      table: tuple[WallpaperPhoto, ...] = WALLPAPER_PHOTOS) -> list[PhotoSource]:
     """The ``split`` wallpaper photos under ``root`` (a folder with one ``dpkg -x`` tree per package).
 
     Every listed file of the split must be there, with the listed sha256: the split and the
@@ -367,13 +381,14 @@ class CropStream:
     A shuffle buffer: a photo is decoded, up to ``crops_per_photo`` crops (about half its area) are
     copied out of it and it is dropped; each draw takes crops at random from the buffer, refilled
     from another photo when it runs low. Memory: ``buffer`` crops plus one decoded photo.
-    Defaults: 512 crops of 128^2 are 25 MB and mix about 8 photos in every batch; one decode of a
-    2560x1600 JPEG (~0.1 s) serves 64 crops. Photos are chosen so that crops are spread over the
-    photos in proportion to their area. Deterministic for a given ``rng``.
+    Defaults: 1024 crops of 128^2 are 50 MB and mix about 8 photos in every batch; one decode of
+    a 2560x1600 JPEG (~0.1 s) serves 128 crops, a few % of a one-thread training step's time.
+    Photos are chosen so that crops are spread over the photos in proportion to their area.
+    Deterministic for a given ``rng``.
     """
 
     def __init__(self, sources: list[PhotoSource], side: int, rng: np.random.Generator, *,
-                 buffer: int = 512, crops_per_photo: int = 64) -> None:
+                 buffer: int = 1024, crops_per_photo: int = 128) -> None:
         self.sources = [s for s in sources if min(s.size) >= side]
         if not self.sources:
             raise DataError(f"no training photo is at least {side} pixels on a side")

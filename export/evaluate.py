@@ -13,7 +13,7 @@ import ganrt
 from ganrt.evaluate.metrics import psnr_y, ssim_y
 from ganrt.io.images import bicubic_resize, make_grid
 
-from .data import degrade, held_out_sources
+from .data import PhotoSource, bundled_sources, degrade, wallpaper_sources
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,22 @@ def score_images(name: str, hr: np.ndarray, lr: np.ndarray, sr: np.ndarray, scal
     )
 
 
-def evaluate_upscaler(model: str, *, photos_dir: str = "", threads: int | None = None,
+def held_out_sets(photos_dir: str = "") -> dict[str, list[PhotoSource]]:
+    """The held-out photos by set: ``bundled`` (today's five), and ``wallpapers`` (six) with ``photos_dir``."""
+    sets = {"bundled": bundled_sources("eval")}
+    if photos_dir:
+        sets["wallpapers"] = wallpaper_sources(photos_dir, "eval")
+    return sets
+
+
+def evaluate_upscaler(model: str, *, sources: list[PhotoSource] | None = None, threads: int | None = None,
                       keep_images: bool = True) -> tuple[list[SRScore], dict[str, np.ndarray]]:
-    """Scores per held-out photo (the five bundled ones, then the six held-out wallpapers under
-    ``photos_dir`` if given), and the (bicubic, model, original) images for crops."""
+    """Scores per held-out photo (``sources``, default the five bundled ones), and the (bicubic,
+    model, original) images for crops (``keep_images``)."""
     up = ganrt.load(model, kind="upscaler", threads=threads)
     s = up.scale
     scores, images = [], {}
-    for src in held_out_sources(photos_dir):
+    for src in bundled_sources("eval") if sources is None else sources:
         hr, lr = degrade(src.load(), s)
         sr = up.upscale(lr)
         scores.append(score_images(src.name, hr, lr, sr, s))

@@ -130,7 +130,9 @@ class SRGenerator(nn.Module):
 
     Residual body at low resolution (SRResNet without BatchNorm), then one sub-pixel convolution
     (ESPCN): a 3x3 conv to 3*s^2 channels and PixelShuffle(s) (ONNX DepthToSpace). The network
-    predicts the residual over nearest-neighbour upsampling, so it starts from a sane image.
+    predicts the residual over an upsampling of the input (``cfg.skip``): nearest-neighbour, or a
+    learned 5x5 sub-pixel convolution that starts as Pillow's bicubic. The body's last conv starts
+    at zero, so training starts from that upsampling.
     """
 
     def __init__(self, cfg: SRConfig) -> None:
@@ -140,14 +142,45 @@ class SRGenerator(nn.Module):
         self.head = nn.Conv2d(3, c, 3, padding=1)
         self.body = nn.Sequential(*[_ResBlock(c) for _ in range(cfg.blocks)], nn.Conv2d(c, c, 3, padding=1))
         self.up = nn.Sequential(nn.Conv2d(c, 3 * cfg.scale**2, 3, padding=1), nn.PixelShuffle(cfg.scale))
-        nn.init.zeros_(self.up[0].weight)  # start as exact nearest-neighbour upsampling
+        nn.init.zeros_(self.up[0].weight)  # start as exactly the skip's upsampling
         nn.init.zeros_(self.up[0].bias)
+        self.skip = None
+        if cfg.skip == "bicubic":
+            self.skip = nn.Sequential(nn.Conv2d(3, 3 * cfg.scale**2, 5, padding=2), nn.PixelShuffle(cfg.scale))
+            with torch.no_grad():
+                self.skip[0].weight.copy_(bicubic_subpixel_kernel(cfg.scale))
+                self.skip[0].bias.zero_()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h = self.head(image - 0.5)  # (N, C, H, W)
         h = h + self.body(h)
-        base = nn.functional.interpolate(image, scale_factor=self.cfg.scale, mode="nearest")  # (N, 3, sH, sW)
+        if self.skip is None:
+            base = nn.functional.interpolate(image, scale_factor=self.cfg.scale, mode="nearest")  # (N, 3, sH, sW)
+        else:
+            base = self.skip(image - 0.5) + 0.5  # zero padding of (image - 0.5): mid-grey beyond the border
         return base + self.up(h)
+
+
+def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic convolution kernel; a = -0.5 is Pillow's BICUBIC."""
+    x = x.abs()
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x <= 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def bicubic_subpixel_kernel(scale: int) -> torch.Tensor:
+    """(3 s^2, 3, 5, 5) weights of a conv that, followed by PixelShuffle(s), upsamples by s with
+    Pillow's bicubic kernel (half-pixel centres): output (s*i + a) samples input i + (a + 0.5)/s - 0.5."""
+    taps = torch.arange(-2, 3, dtype=torch.float64)  # (5,) input offsets
+    offsets = (torch.arange(scale, dtype=torch.float64) + 0.5) / scale - 0.5  # (s,) sub-pixel positions
+    k1 = _cubic(taps[None, :] - offsets[:, None])  # (s, 5)
+    k1 = k1 / k1.sum(dim=1, keepdim=True)
+    k2 = k1[:, None, :, None] * k1[None, :, None, :]  # (s_y, s_x, 5, 5)
+    w = torch.zeros(3, scale, scale, 3, 5, 5, dtype=torch.float64)  # (colour, a_y, a_x, in colour, ky, kx)
+    for c in range(3):
+        w[c, :, :, c] = k2
+    return w.reshape(3 * scale * scale, 3, 5, 5).float()
 
 
 class SRDiscriminator(nn.Module):

@@ -36,7 +36,17 @@ from ganrt.core.latent import sample_latents
 from ganrt.io.images import save_grid
 
 from .config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
-from .data import WALLPAPER_PACKAGES, CropStream, Dataset, PhotoSource, bundled_sources, degrade, load_dataset, sr_training_sources
+from .data import (
+    WALLPAPER_PACKAGES,
+    CropStream,
+    Dataset,
+    PhotoSource,
+    bundled_sources,
+    degrade,
+    load_dataset,
+    sr_training_sources,
+)
+from .evaluate import score_images
 from .models import Classifier, Discriminator, Generator, SRDiscriminator, SRGenerator
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -469,7 +479,7 @@ class PatchSampler:
 
 def upscale_torch(G: SRGenerator, lr: np.ndarray) -> np.ndarray:
     """One (h, w, 3) uint8 image through the torch module, rounded to uint8 as the runtime does."""
-    x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, h, w)
+    x = torch.from_numpy(np.array(lr, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, h, w)
     with torch.inference_mode():
         y = G(x)[0].clamp(0, 1).permute(1, 2, 0)  # (sh, sw, 3)
     return (y * 255.0).round().to(torch.uint8).numpy()
@@ -477,8 +487,6 @@ def upscale_torch(G: SRGenerator, lr: np.ndarray) -> np.ndarray:
 
 def sr_held_out_scores(G: SRGenerator) -> dict[str, float]:
     """Mean PSNR / SSIM (Y, border = scale) of G and of bicubic on the five bundled held-out photos."""
-    from .evaluate import score_images
-
     was_training = G.training
     G.eval()
     scores = []
@@ -487,7 +495,8 @@ def sr_held_out_scores(G: SRGenerator) -> dict[str, float]:
         scores.append(score_images(src.name, hr, lr, upscale_torch(G, lr), G.cfg.scale))
     G.train(was_training)
     mean = lambda f: float(np.mean([getattr(sc, f) for sc in scores]))  # noqa: E731
-    return {"eval_psnr": mean("psnr_model"), "eval_gain_db": mean("psnr_model") - mean("psnr_bicubic"), "eval_ssim": mean("ssim_model")}
+    gain = mean("psnr_model") - mean("psnr_bicubic")
+    return {"eval_psnr": mean("psnr_model"), "eval_gain_db": gain, "eval_ssim": mean("ssim_model")}
 
 
 def _sr_description(tcfg: SRTrainConfig, sources: list[PhotoSource]) -> str:

@@ -127,3 +127,58 @@ def test_fine_tune_from_init_with_ema_is_exported_and_resumes_to_the_same_weight
     assert _states_equal(model_from_checkpoint(straight).state_dict(), straight.state["G_ema"])  # export takes the average
     with pytest.raises(CheckpointError, match="not a GAN run with this configuration"):
         train_gan(GANConfig(ngf=8, ndf=4, num_classes=10, embed_dim=4), tune, tmp_path / "c", progress=False)
+
+
+def test_sr_bicubic_skip_starts_at_bicubic_and_ema_run_resumes_to_the_same_average(tmp_path, monkeypatch):
+    import numpy as np
+
+    import ganrt_export.train as tr
+    from ganrt.evaluate.metrics import psnr_y
+    from ganrt.io.images import bicubic_resize
+    from ganrt_export.config import SRConfig, SRTrainConfig
+    from ganrt_export.data import degrade, load_photo
+    from ganrt_export.models import SRGenerator
+    from ganrt_export.onnx import model_from_checkpoint
+    from ganrt_export.train import train_sr, upscale_torch
+
+    cfg = SRConfig(scale=2, width=4, blocks=1, skip="bicubic")
+    hr, lr = degrade(load_photo("coffee"), 2)
+    start = upscale_torch(SRGenerator(cfg).eval(), lr)  # the body starts at zero: the skip alone
+    bic = bicubic_resize(lr, (hr.shape[1], hr.shape[0]))
+    assert abs(psnr_y(start, hr, border=2) - psnr_y(bic, hr, border=2)) < 0.05
+    tcfg = lambda **kw: SRTrainConfig(**{"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "patch": 8, "limit": 2,  # noqa: E731
+                                         "ema": 0.9, "eval_every": 2, **kw})
+    straight = load_checkpoint(train_sr(cfg, tcfg(), tmp_path / "a", progress=False))
+    assert not _states_equal(straight.state["G_ema"], straight.state["G"])
+    last = straight.history[-1]
+    assert set(last) >= {"eval_psnr", "eval_gain_db", "eval_ssim"} and np.isfinite(last["eval_psnr"])
+    real_save = tr.save_checkpoint
+
+    def save_then_die(path, ck):  # killed right after the first epoch's checkpoint
+        real_save(path, ck)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_sr(cfg, tcfg(), tmp_path / "b", progress=False)
+    monkeypatch.undo()
+    resumed = load_checkpoint(train_sr(cfg, tcfg(), tmp_path / "b", resume=True, progress=False))
+    assert _states_equal(straight.state["G_ema"], resumed.state["G_ema"])
+    assert _states_equal(model_from_checkpoint(straight).state_dict(), straight.state["G_ema"])  # export takes the average
+
+
+def test_sr_checkpoints_from_before_the_skip_option_load_as_nearest(tmp_path):
+    from ganrt_export.config import SRConfig, SRTrainConfig
+    from ganrt_export.models import SRGenerator
+    from ganrt_export.train import train_sr
+
+    tcfg = SRTrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch=8, limit=1)
+    path = train_sr(SRConfig(scale=2, width=4, blocks=1), tcfg, tmp_path / "old", progress=False)
+    raw = torch.load(path, weights_only=True)
+    raw["model_config"].pop("skip")
+    for key in ("photos", "ema", "eval_every"):
+        raw["train_config"].pop(key)
+    torch.save(raw, path)  # what the first sr-x2 / sr-x4 runs wrote
+    ck = load_checkpoint(path)
+    assert ck.model_config.skip == "nearest" and ck.train_config.ema == 0.0 and ck.train_config.photos == ""
+    SRGenerator(ck.model_config).load_state_dict(ck.state["G"])  # strict: the same modules as before
