@@ -222,27 +222,33 @@ def test_atomic_write_creates_replaces_and_leaves_nothing_else(tmp_path, monkeyp
 
 
 def test_a_run_shortens_the_gil_switch_interval_and_restores_it(cgan, tmp_path):
+    """Only when asked (``ganrt generate`` asks: the CLI owns its process); the library alone leaves it."""
     import threading
 
     from ganrt.runs import writer
+    from ganrt.runs.png_files import PngFiles
 
     seen, before = [], sys.getswitchinterval()
-    real = writer.RunWriter.write_png
+    real = PngFiles.write
 
-    def write_png(self, batch):
+    def write_png(self, *args):
         seen.append(sys.getswitchinterval())
-        return real(self, batch)
+        return real(self, *args)
 
-    writer.RunWriter.write_png = write_png
+    PngFiles.write = write_png
     try:
-        runs = [threading.Thread(target=ganrt.generate_run, args=(cgan, tmp_path / str(i)), kwargs={"n": 40, "batch_size": 4})
+        ganrt.generate_run(cgan, tmp_path / "plain", n=8, batch_size=4)
+        assert seen == [before, before]
+        seen.clear()
+        runs = [threading.Thread(target=ganrt.generate_run, args=(cgan, tmp_path / str(i)),
+                                 kwargs={"n": 40, "batch_size": 4, "switch_interval": writer.SWITCH_INTERVAL_S})
                 for i in range(3)]
         for t in runs:
             t.start()
         for t in runs:
             t.join()
     finally:
-        writer.RunWriter.write_png = real
+        PngFiles.write = real
     assert len(seen) == 30 and set(seen) == {min(before, writer.SWITCH_INTERVAL_S)}
     assert sys.getswitchinterval() == before and all(replay(tmp_path / str(i)).ok for i in range(3))
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from ganrt import DEFAULT_MODEL, load
 from ganrt.cli.options import load_generator, threads_option
+from ganrt.core.bundled import DEFAULT_MODEL
+from ganrt.kinds.registry import load
 
 
 @click.command("eval")

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ganrt import DEFAULT_MODEL
 from ganrt.cli.options import check_new_file, check_png_or_gif, device_option, load_generator
+from ganrt.core.bundled import DEFAULT_MODEL
 from ganrt.io.images import make_grid, save_gif, save_grid
 
 

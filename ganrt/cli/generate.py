@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ganrt import DEFAULT_MODEL, load
 from ganrt.cli.options import GRID_MAX, check_new_file, device_option, labels_arg, load_generator, threads_option
+from ganrt.core.bundled import DEFAULT_MODEL
 from ganrt.io.images import save_grid
-from ganrt.runs.writer import DEFAULT_SHARD_SIZE, FORMATS, generate_run
+from ganrt.kinds.registry import load
+from ganrt.runs.formats import FORMATS
+from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_run
 
 
 @click.command()
@@ -26,7 +28,7 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, FORMATS, generate_run
 @device_option
 @threads_option
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for 000000.png, ... (or npz shards).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="png", show_default=True)
 @click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True, help="Images per npz shard.")
 @click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None, help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (its files are removed first) and an existing --grid.")
@@ -60,7 +62,8 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
                         shard_size=shard_size, overwrite=overwrite, resume=resume, upscaler=upscaler)
         with click.progressbar(length=n, label="generating", file=sys.stderr, hidden=not show) as bar:
             if ray_address is None:
-                result = generate_run(gen, out, **run_args, on_batch=bar.update)
+                # this process is the CLI's own: a short GIL switch interval keeps lanes and writers busy (NOTES)
+                result = generate_run(gen, out, **run_args, on_batch=bar.update, switch_interval=SWITCH_INTERVAL_S)
             else:
                 from ganrt.runs.cluster import ClusterConfig, generate_on_ray
 

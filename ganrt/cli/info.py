@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
-from ganrt import DEFAULT_MODEL, available_models, load
 from ganrt.cli.options import check_new_file, device_option, threads_option
+from ganrt.core.bundled import DEFAULT_MODEL, available_models
+from ganrt.core.kind import KINDS
 from ganrt.io.files import atomic_write
+from ganrt.kinds.registry import load
 
 
 @click.command()
@@ -38,15 +40,12 @@ def info(model, as_json):
     if as_json:
         click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path), "sha256": m.sha256}, indent=2))
         return
-    h, w, c = meta.image_shape
-    image = f"{h}x{w}x{c}" if meta.kind != "upscaler" else f"any size, {c} channels, x{meta.scale}"
-    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("sha256", m.sha256), ("image", image)]
-    if meta.kind == "generator":
-        rows += [("latent", f"{meta.nz} ({meta.prior})")]
+    kind = KINDS[meta.kind]
+    rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("sha256", m.sha256), *kind.rows(meta)]
     if meta.num_classes:
         names = ", ".join(f"{i}={c}" for i, c in enumerate(meta.class_names)) or str(meta.num_classes)
         rows += [("classes", names)]
-    per = "input pixel" if meta.kind == "upscaler" else "image"
+    per = kind.flops_per
     rows += [("precision", f"{m.precision} (output {m.output_type})"),
              ("compute", f"{meta.flops / 1e6:,.2f} MFLOP per {per}" if meta.flops else "not stated in the file")]
     rows += [("value range", f"{meta.value_range[0]:g}..{meta.value_range[1]:g}"), ("training data", meta.training_data),
@@ -66,9 +65,8 @@ def models():
         return
     for name in bundled:
         m = load(name)
-        h, w, c = m.image_shape
         default = "  (default)" if name == DEFAULT_MODEL else ""
-        shape = f"{h}x{w}x{c}" if m.info.kind != "upscaler" else f"x{m.info.scale} RGB"
+        shape = KINDS[m.info.kind].shape(m.info)
         click.echo(f"{name:<20} {m.info.kind:<11} {shape:<9} {m.num_classes or '-':>3} classes  {m.info.description}{default}")
 
 

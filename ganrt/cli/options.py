@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ganrt import load
 from ganrt.core.errors import OutputError
 from ganrt.core.session import DEVICES
 from ganrt.kinds.generator import Generator
+from ganrt.kinds.registry import load
 
 GRID_MAX = 256  # --grid shows at most the first 256 images (16 x 16)
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from ganrt import load
 from ganrt.cli.options import device_option, threads_option
 from ganrt.core.errors import ImageError, OutputError
 from ganrt.io.files import atomic_write
 from ganrt.io.images import DEFAULT_MAX_PIXELS, read_image
+from ganrt.kinds.registry import load
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 

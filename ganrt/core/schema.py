@@ -12,16 +12,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ganrt.core.errors import ModelFormatError
-from ganrt.core.latent import PRIORS
+from ganrt.core.kind import KINDS
 
 METADATA_KEY = "ganrt"
 SCHEMA_VERSION = 1
-KINDS = ("generator", "classifier", "upscaler")
 PRECISIONS = ("float32", "float16", "bfloat16", "int8")
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB: settings, not payloads
 MAX_IMAGE_SIDE = 16384  # larger declared sizes are refused: a bogus file must not make ganrt allocate terabytes
 MAX_CLASSES = 100_000
 MAX_NZ = 1 << 20
+
+
+def fixed_image_shape(info: ModelInfo) -> str | None:
+    """The check of kinds whose images have one size: (H, W) within MAX_IMAGE_SIDE, 1 or 3 channels."""
+    h, w, c = info.image_shape
+    if not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE) or c not in (1, 3):
+        return f"image_shape {info.image_shape} must be (H, W in 1..{MAX_IMAGE_SIDE}, C in 1 or 3)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -107,29 +114,20 @@ class ModelInfo:
         def bad(why: str) -> ModelFormatError:
             return ModelFormatError(f"{source}: invalid ganrt metadata: {why}")
 
-        if self.kind not in KINDS:
+        kind = KINDS.get(self.kind)
+        if kind is None:
             raise bad(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        h, w, c = self.image_shape
-        if self.kind == "upscaler":
-            if c != 3 or self.scale < 2 or self.receptive_radius < 0:
-                raise bad(f"an upscaler needs 3 channels and scale >= 2, got channels {c}, scale {self.scale}")
-        elif not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE) or c not in (1, 3):
-            raise bad(f"image_shape {self.image_shape} must be (H, W in 1..{MAX_IMAGE_SIDE}, C in 1 or 3)")
         if len(self.value_range) != 2 or not -1e30 < self.value_range[0] < self.value_range[1] < 1e30:
             raise bad(f"value_range {self.value_range} must be (low, high) with low < high")
         if not 0 <= self.num_classes <= MAX_CLASSES or (self.class_names and len(self.class_names) != self.num_classes):
             raise bad(f"{len(self.class_names)} class names for {self.num_classes} classes")
-        if self.kind == "generator":
-            if not 1 <= self.nz <= MAX_NZ:
-                raise bad(f"nz must be in 1..{MAX_NZ}, got {self.nz}")
-            if self.prior not in PRIORS:
-                raise bad(f"prior {self.prior!r} is not one of {', '.join(PRIORS)}")
+        why = kind.check(self)  # the kind's own fields: image shape, latent, scale, ...
+        if why:
+            raise bad(why)
         if self.precision not in PRECISIONS:
             raise bad(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not 0 <= self.flops < 1e18:
             raise bad(f"flops {self.flops} must be >= 0")
-        if self.kind == "classifier" and self.num_classes < 2:
-            raise bad("a classifier needs num_classes >= 2")
 
 
 def _str(raw: dict, key: str) -> str:

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 
 from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.kind import Kind, register
 from ganrt.core.model import Model
 from ganrt.core.run import run_session
-from ganrt.core.schema import ModelInfo
+from ganrt.core.schema import ModelInfo, fixed_image_shape
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -62,3 +63,25 @@ class Classifier(Model):
         logits, _ = self.run(images, batch_size=batch_size)
         probs = softmax(logits)
         return probs.argmax(axis=1).astype(np.int64), probs
+
+
+def _check(info: ModelInfo) -> str | None:
+    if info.num_classes < 2:
+        return "a classifier needs num_classes >= 2"
+    return fixed_image_shape(info)
+
+
+def _bench(clf: Classifier) -> tuple[Any, float | None]:
+    """``run`` on uint8 noise of the model's image shape."""
+    images = np.random.default_rng(0).integers(0, 256, (256, *clf.image_shape), dtype=np.uint8)
+    return (lambda b: clf.run(np.resize(images, (b, *clf.image_shape)), batch_size=b)), clf.info.flops or None
+
+
+CLASSIFIER = register(Kind(
+    name="classifier", model_class=Classifier,
+    inputs="images (N, H, W, C) uint8",
+    outputs="logits (N, K) float32, features (N, F) float32",
+    fields=("num_classes", "class_names"),
+    check=_check, shape=lambda info: "x".join(map(str, info.image_shape)),
+    rows=lambda info: [("image", "x".join(map(str, info.image_shape)))], bench=_bench,
+))

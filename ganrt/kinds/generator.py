@@ -20,9 +20,10 @@ import numpy as np
 from ganrt.core import latent
 from ganrt.core.errors import InferenceError, LabelError, ModelFormatError, ParameterError
 from ganrt.core.graphs import GraphRunner
+from ganrt.core.kind import Kind, register
 from ganrt.core.model import Model
 from ganrt.core.run import run_bound, run_session
-from ganrt.core.schema import ModelInfo
+from ganrt.core.schema import MAX_NZ, ModelInfo, fixed_image_shape
 from ganrt.io.images import float_to_uint8
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
@@ -397,3 +398,31 @@ class Generator(Model):
             groups.append(latent.mean_latent(latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)))
         z = latent.arithmetic(*groups, prior=self.prior)[None]  # (1, nz)
         return self.render(z, label if label is not None else (0 if self.info.conditional else None))[0]
+
+
+def _check(info: ModelInfo) -> str | None:
+    if not 1 <= info.nz <= MAX_NZ:
+        return f"nz must be in 1..{MAX_NZ}, got {info.nz}"
+    if info.prior not in latent.PRIORS:
+        return f"prior {info.prior!r} is not one of {', '.join(latent.PRIORS)}"
+    return fixed_image_shape(info)
+
+
+def _rows(info: ModelInfo) -> list[tuple[str, str]]:
+    h, w, c = info.image_shape
+    return [("image", f"{h}x{w}x{c}"), ("latent", f"{info.nz} ({info.prior})")]
+
+
+def _bench(gen: Generator) -> tuple[Any, float | None]:
+    """``sample`` of fresh indices each call: nothing is cached anywhere."""
+    counter = iter(range(0, 1 << 62, 1 << 20))
+    return (lambda b: gen.sample(b, start=next(counter), batch_size=b)), gen.info.flops or None
+
+
+GENERATOR = register(Kind(
+    name="generator", model_class=Generator,
+    inputs="z (N, nz) float32 latents [, label (N,) int64 class indices]",
+    outputs="images (N, H, W, C) uint8 (or float (N, C, H, W) in value_range, older files)",
+    fields=("nz", "prior", "num_classes", "class_names"),
+    check=_check, shape=lambda info: "x".join(map(str, info.image_shape)), rows=_rows, bench=_bench, lanes=True,
+))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.kind import Kind, register
 from ganrt.core.model import Model
 from ganrt.core.run import run_session
 from ganrt.core.schema import ModelInfo
@@ -27,6 +28,7 @@ from ganrt.kinds.tiling import _axis_weight, _starts
 
 DEFAULT_TILE = 256  # input pixels per side: ~15 MB of float activations per tile at width 48
 DEFAULT_BATCH_SIZE = 4  # tiles per onnxruntime call
+BENCH_IMAGE_SIDE = 256  # ganrt bench times upscalers on 256x256 inputs
 _RAMP_PIXELS = 8  # input pixels of smooth cross-fade inside the default overlap
 
 
@@ -178,3 +180,29 @@ class Upscaler(Model):
         rows = slice(band_top, stop)
         norm = norm_y[rows, None, None] * norm_x[None, :, None]  # (rows, W*s, 1)
         out[rows] = np.clip(np.rint(band[: stop - band_top] / norm * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check(info: ModelInfo) -> str | None:
+    c = info.image_shape[2]
+    if c != 3 or info.scale < 2 or info.receptive_radius < 0:
+        return f"an upscaler needs 3 channels and scale >= 2, got channels {c}, scale {info.scale}"
+    return None
+
+
+def _bench(up: Upscaler) -> tuple[Any, float | None]:
+    """``upscale_many`` of BENCH_IMAGE_SIDE² RGB noise, tiled as shipped; FLOPs per image of that size."""
+    side = BENCH_IMAGE_SIDE
+    image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    flops = up.info.flops * side * side if up.info.flops else None
+    return (lambda b: up.upscale_many(np.repeat(image[None], b, 0))), flops
+
+
+UPSCALER = register(Kind(
+    name="upscaler", model_class=Upscaler,
+    inputs="image (N, 3, H, W) float32 in [0, 1], any H and W",
+    outputs="upscaled (N, 3, H*scale, W*scale) float32 in about [0, 1]",
+    fields=("scale", "receptive_radius"),
+    check=_check, shape=lambda info: f"x{info.scale} RGB",
+    rows=lambda info: [("image", f"any size, {info.image_shape[2]} channels, x{info.scale}")],
+    bench=_bench, flops_per="input pixel",
+))

@@ -38,11 +38,12 @@ from ganrt.core.errors import ClusterError, GanrtError, MissingDependencyError, 
 from ganrt.core.model import file_sha256
 from ganrt.core.session import DEVICES
 from ganrt.kinds.generator import DEFAULT_BATCH_SIZE, Generator, LabelSpec, check_count
+from ganrt.runs.formats import get_format
 from ganrt.runs.manifest import RunHeader
 from ganrt.runs.writer import (
     DEFAULT_SHARD_SIZE,
+    SWITCH_INTERVAL_S,
     RunResult,
-    RunWriter,
     open_run,
     range_batches,
     remove_temporaries,
@@ -112,7 +113,7 @@ class Shard:
 
     def describe(self, header: RunHeader) -> str:
         first = header.start + self.offset
-        where = f", {header.file_name(first)}" if header.format == "npz" else ""
+        where = f", {header.file_name(first)}" if get_format(header.format).grouped else ""
         return f"shard {self.number} (images {first}..{first + self.count - 1}{where})"
 
 
@@ -142,7 +143,7 @@ class ModelBytes:
         return cls(model.name, data, model.sha256)
 
     def load(self, folder: str, *, device: str, threads: int | None, kind: str):
-        from ganrt import load
+        from ganrt.kinds.registry import load
 
         path = Path(folder) / f"{kind}.onnx"
         path.write_bytes(self.data)
@@ -191,7 +192,8 @@ class ShardWorker:
                                         truncation=spec.truncation, batch_size=spec.batch_size, start=spec.header.start,
                                         upscaler=self._up)
                 files: list[list[bytes]] = []  # write_run appends each file's lines here, as it would to a Journal
-                write_run(RunWriter(Path(spec.folder), spec.header), batches, files, on_batch=count)  # type: ignore[arg-type]
+                write_run(Path(spec.folder), spec.header, batches, files, on_batch=count,
+                          switch_interval=SWITCH_INTERVAL_S)  # the worker's process is the run's own  # type: ignore[arg-type]
             finally:
                 self._written = 0  # the driver counts a finished shard itself
             return [line for lines in files for line in lines]
@@ -303,7 +305,7 @@ def plan_shards(header: RunHeader, *, done: int, workers: int, task_images: int 
     kept within 64..1024 (long enough to amortise a call, short enough to lose little to a kill).
     """
     rest = header.n - done
-    if header.format == "npz":
+    if get_format(header.format).grouped:  # one shard per file: a file is written whole by one worker
         size = header.shard_size
     elif task_images is not None:
         size = task_images
@@ -390,7 +392,7 @@ def _workers(ray: Any, cluster: ClusterConfig, threads: int, header: RunHeader) 
         raise ClusterError(f"{wanted} workers need {wanted * threads} CPUs"
                            f"{f' and {wanted} GPUs' if cluster.device == 'cuda' else ''}; the Ray cluster offers "
                            f"{cpus} CPUs and {gpus} GPUs: {f'ask for at most {fit}' if fit else 'use fewer --threads'}")
-    most_shards = -(-header.n // (header.shard_size if header.format == "npz" else 64))
+    most_shards = -(-header.n // (header.shard_size if get_format(header.format).grouped else 64))
     return max(1, min(cluster.workers or fit, most_shards))
 
 

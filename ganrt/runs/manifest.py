@@ -15,7 +15,6 @@ folder holding ``manifest.jsonl`` holds a complete run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,16 +23,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ganrt.core.errors import ManifestError, OutputError
 from ganrt.io.files import atomic_write
+from ganrt.runs.format import Entry
+from ganrt.runs.formats import FORMATS, is_image_file
 
 MANIFEST = "manifest.jsonl"
 JOURNAL = "manifest.jsonl.part"
 MANIFEST_VERSION = 1
 MAX_LINE = 1 << 20  # a longer line is not one ganrt wrote
-_FILE_NAME = re.compile(r"^(\d{6,}\.png|shard-\d{6,}\.npz)$")
 # header fields that may differ between a run and its resumption: where the model was found
 _LOCATION_FIELDS = ("model",)
 
@@ -51,7 +49,7 @@ _HEADER_TYPES = {
     "start": lambda v: _int(v, 0),
     "labels": lambda v: v is None or _int(v, 0) or (isinstance(v, dict) and isinstance(v.get("per_image_sha256"), str)),
     "truncation": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")),
-    "format": lambda v: v in ("png", "npz"),
+    "format": lambda v: v in FORMATS,
     "shard_size": lambda v: v is None or _int(v, 1),
     "ganrt": lambda v: isinstance(v, str),
     "provider": lambda v: isinstance(v, str),
@@ -59,12 +57,6 @@ _HEADER_TYPES = {
     "upscaler": lambda v: v is None or (isinstance(v, str) and v != ""),
     "upscaler_sha256": lambda v: v is None or (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None),
 }
-
-
-def sha256_hex(data: bytes | memoryview | np.ndarray) -> str:
-    if isinstance(data, np.ndarray):
-        data = np.ascontiguousarray(data).tobytes()
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,8 +95,8 @@ class RunHeader:
         for key, ok in _HEADER_TYPES.items():
             if not ok(raw[key]):
                 raise ManifestError(f"{source}: run header field {key} = {str(raw[key])[:40]!r} is not valid")
-        if raw["format"] == "npz" and raw["shard_size"] is None:
-            raise ManifestError(f"{source}: run header says npz but gives no shard_size")
+        if FORMATS[raw["format"]].grouped and raw["shard_size"] is None:
+            raise ManifestError(f"{source}: run header says {raw['format']} but gives no shard_size")
         return cls(**{k: raw[k] for k in names})
 
     def differences(self, other: "RunHeader") -> list[str]:
@@ -121,16 +113,13 @@ class RunHeader:
         } | ({"upscaler": self.upscaler, "upscaler_sha256": self.upscaler_sha256} if self.upscaler else {})
 
     def file_name(self, index: int) -> str:
-        """The file holding image ``index``: ``000123.png`` or ``shard-000001.npz``."""
-        if self.format == "png":
-            width = max(6, len(str(self.start + self.n - 1)))
-            return f"{index:0{width}d}.png"
-        return f"shard-{(index - self.start) // self.shard_size:06d}.npz"
+        """The file holding image ``index``, as the run's format names it (``000123.png``, ``shard-000001.npz``)."""
+        return FORMATS[self.format].file_name(self, index)
 
 
-def entry_line(index: int, label: int | None, file: str, file_sha256: str, image_sha256: str) -> bytes:
-    entry = {"index": index, "label": label, "file": file, "file_sha256": file_sha256, "image_sha256": image_sha256}
-    return (json.dumps(entry, sort_keys=True) + "\n").encode()
+def entry_line(entry: Entry) -> bytes:
+    """One image's manifest line (keys sorted: the bytes depend only on the entry)."""
+    return (json.dumps(asdict(entry), sort_keys=True) + "\n").encode()
 
 
 @dataclass(frozen=True)
@@ -157,7 +146,7 @@ def _check_entry(raw: Any) -> dict[str, Any]:
         raise ValueError(f"index {index!r} is not an integer >= 0")
     if label is not None and (not isinstance(label, int) or isinstance(label, bool) or label < 0):
         raise ValueError(f"label {label!r} is not null or an integer >= 0")
-    if not isinstance(file, str) or not _FILE_NAME.match(file):
+    if not isinstance(file, str) or not is_image_file(file):
         raise ValueError(f"file {file!r} is not a name ganrt writes")
     for key in ("file_sha256", "image_sha256"):
         if not isinstance(raw.get(key), str) or not re.fullmatch(r"[0-9a-f]{64}", raw[key]):

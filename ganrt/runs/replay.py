@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ganrt.core.errors import GanrtError, ManifestError
-from ganrt.io.npz import read_npz
 from ganrt.io.png import read_png
-from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest, sha256_hex
+from ganrt.runs.format import sha256_hex
+from ganrt.runs.formats import get_format
+from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
 
 _CUDA = "CUDAExecutionProvider"
 _TENSORRT = "TensorrtExecutionProvider"
@@ -90,7 +91,8 @@ def replay(
     gen = _load_recorded(model if model is not None else header.model, header.model_sha256, header.provider, device, threads)
     up = _load_recorded(header.upscaler, header.upscaler_sha256, header.provider, device, threads, kind="upscaler") if header.upscaler else None
     folder = path.parent
-    shards: dict[str, dict[str, np.ndarray] | str] = {}
+    fmt = get_format(header.format)
+    cache: dict = {}  # what the format keeps between images of one replay (shards already read)
     out: list[ReplayedImage] = []
     for off in range(0, len(entries), batch_size):
         chunk = entries[off : off + batch_size]
@@ -101,14 +103,14 @@ def replay(
             images = up.upscale_many(images)
         for e, image in zip(chunk, images):
             reproduced = sha256_hex(image) == e["image_sha256"]
-            out.append(ReplayedImage(e["index"], e["file"], reproduced, _compare_on_disk(folder, e, image, header.shard_size, shards)))
+            out.append(ReplayedImage(e["index"], e["file"], reproduced, _compare_on_disk(fmt, folder, e, image, header, cache)))
     return ReplayReport(path, gen.source, header.model_sha256, header.provider, gen.provider, tuple(out))
 
 
 def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device: str | None, threads: int | None,
                    *, kind: str = "generator"):
     """The model a run was made with (checked by sha256), on the kind of device it was made on by default."""
-    from ganrt import load
+    from ganrt.kinds.registry import load
 
     device = device or {_CUDA: "cuda", _TENSORRT: "tensorrt"}.get(provider, "cpu")
     gen = load(model, device=device, threads=threads, kind=kind)
@@ -146,29 +148,8 @@ def _replay_png(path: Path, *, model, device, threads) -> ReplayReport:
     return ReplayReport(path, gen.source, sha256, provider, gen.provider, (ReplayedImage(index, path.name, on_disk == "match", on_disk),))
 
 
-def _compare_on_disk(folder: Path, entry: dict, image: np.ndarray, shard_size: int | None, shards: dict) -> str:
-    file = folder / entry["file"]
-    if not file.is_file():
-        return "missing"
-    try:
-        if file.suffix == ".png":
-            on_disk, _ = read_png(file, shape=image.shape)
-        else:
-            if entry["file"] not in shards:
-                try:
-                    shards[entry["file"]] = read_npz(file, max_bytes=(shard_size or 1) * image.size + (1 << 20))
-                except GanrtError as exc:
-                    shards[entry["file"]] = str(exc)
-            data = shards[entry["file"]]
-            if isinstance(data, str):
-                return f"unreadable: {data}"
-            try:
-                rows = np.flatnonzero(np.asarray(data["indices"]).reshape(-1) == entry["index"])
-                if rows.size == 0:
-                    return "missing"
-                on_disk = data["images"][rows[0]]
-            except (KeyError, IndexError, ValueError) as exc:
-                return f"unreadable: {file}: not a ganrt shard ({type(exc).__name__})"
-    except GanrtError as exc:
-        return f"unreadable: {exc}"
+def _compare_on_disk(fmt, folder: Path, entry: dict, image: np.ndarray, header, cache: dict) -> str:
+    on_disk = fmt.read_image(folder, entry, image.shape, header, cache)
+    if isinstance(on_disk, str):  # "missing" or "unreadable: why"
+        return on_disk
     return "match" if np.array_equal(on_disk, image) else "differs"

@@ -14,8 +14,6 @@ truncation), so the finished folder is byte-identical to a run that never stoppe
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import sys
 import tempfile
 import threading
@@ -30,10 +28,10 @@ import numpy as np
 from ganrt._version import __version__
 from ganrt.core.errors import ManifestError, OutputError, ParameterError
 from ganrt.core.model import file_sha256
-from ganrt.io.files import TMP_FILE, atomic_write
-from ganrt.io.npz import encode_npz
-from ganrt.io.png import encode_pngs
+from ganrt.io.files import TMP_FILE
 from ganrt.kinds.generator import Batch, Generator, LabelSpec, check_count
+from ganrt.runs.format import sha256_hex
+from ganrt.runs.formats import get_format, is_image_file
 from ganrt.runs.manifest import (
     JOURNAL,
     MANIFEST,
@@ -43,11 +41,8 @@ from ganrt.runs.manifest import (
     entry_line,
     header_is_complete,
     read_manifest,
-    sha256_hex,
 )
 
-FORMATS = ("png", "npz")
-_RUN_FILE = re.compile(r"^(\d{6,}\.png|shard-\d{6,}\.npz|manifest\.jsonl(\.part)?)$")
 DEFAULT_SHARD_SIZE = 10_000
 
 
@@ -55,7 +50,7 @@ def run_files(folder: Path) -> list[Path]:
     """Files of an earlier run in ``folder``: images, shards, manifest, journal, leftover temporary files."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if _RUN_FILE.match(p.name) or TMP_FILE.match(p.name))
+    return sorted(p for p in folder.iterdir() if is_image_file(p.name) or p.name in (MANIFEST, JOURNAL) or TMP_FILE.match(p.name))
 
 
 def _writable_folder(folder: Path) -> Path:
@@ -87,39 +82,6 @@ def prepare_output(folder: str | Path, *, overwrite: bool) -> Path:
     return folder
 
 
-@dataclass(frozen=True)
-class RunWriter:
-    """Writes streamed batches of one run; file names carry the global image index."""
-
-    folder: Path
-    header: RunHeader
-
-    def write_png(self, batch: Batch) -> list[bytes]:
-        """One PNG per image, provenance in its text chunks; returns the batch's manifest lines."""
-        indices = batch.indices.tolist()
-        labels = [None] * len(indices) if batch.labels is None else batch.labels.tolist()
-        files = encode_pngs(batch.images, texts=[self.header.png_text(i, y) for i, y in zip(indices, labels)])
-        lines = []
-        for i, label, data, image in zip(indices, labels, files, batch.images):
-            name = self.header.file_name(i)
-            atomic_write(os.path.join(self.folder, name), data)  # a str path: once per PNG, Path costs µs
-            lines.append(entry_line(i, label, name, sha256_hex(data), sha256_hex(image)))
-        return lines
-
-    def write_shard(self, images: np.ndarray, indices: np.ndarray, labels: np.ndarray | None) -> list[bytes]:
-        """One npz shard (images (B, H, W, C) uint8, indices, labels, provenance JSON); returns its manifest lines."""
-        arrays = {"images": images, "indices": indices}
-        if labels is not None:
-            arrays["labels"] = labels
-        arrays["provenance"] = np.array(self.header.line().decode().strip())
-        data = encode_npz(**arrays)
-        name = self.header.file_name(int(indices[0]))
-        atomic_write(self.folder / name, data)
-        digest = sha256_hex(data)
-        return [entry_line(int(i), None if labels is None else int(labels[k]), name, digest, sha256_hex(images[k]))
-                for k, i in enumerate(indices.tolist())]
-
-
 WRITE_AHEAD = 2  # batches being encoded and written while the next ones are sampled (with a 1 ms GIL switch: 2 writers +22% over 4, NOTES)
 # Python hands the GIL to a waiting thread every 5 ms by default. In a run, the sampling lanes, the
 # writers and this thread each need it briefly between long calls that release it, and at 5 ms they
@@ -130,12 +92,12 @@ _switch_users = [0, 0.0]  # runs under way in this process, the interval before 
 
 
 @contextlib.contextmanager
-def _short_gil_switch() -> Iterator[None]:
-    """``sys.setswitchinterval(SWITCH_INTERVAL_S)`` (or shorter, if already) while any run is under way."""
+def _short_gil_switch(interval: float) -> Iterator[None]:
+    """``sys.setswitchinterval(interval)`` (or shorter, if already) while any run that asked for it is under way."""
     with _switch_lock:
         if _switch_users[0] == 0:
             _switch_users[1] = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_users[1], SWITCH_INTERVAL_S))
+            sys.setswitchinterval(min(_switch_users[1], interval))
         _switch_users[0] += 1
     try:
         yield
@@ -146,18 +108,20 @@ def _short_gil_switch() -> Iterator[None]:
                 sys.setswitchinterval(_switch_users[1])
 
 
-def write_run(writer: RunWriter, batches: Iterable[Batch], journal: Journal, *,
-              on_batch: Callable[[int], None] | None = None, workers: int = WRITE_AHEAD) -> int:
-    """Consume ``batches`` into ``writer``'s folder, journaling each file after it is in place.
+def write_run(folder: Path, header: RunHeader, batches: Iterable[Batch], journal: Journal, *,
+              on_batch: Callable[[int], None] | None = None, workers: int = WRITE_AHEAD,
+              switch_interval: float | None = None) -> int:
+    """Consume ``batches`` into ``folder`` in the run's format, journaling each file after it is in place.
 
     Encoding and writing run on ``workers`` threads while the next batches are sampled (onnxruntime,
     zlib, hashing and file calls release the GIL); files may land out of order, but
     the journal records batches strictly in index order, each only after all its files are in place.
-    While it runs, the interpreter's GIL switch interval is ``SWITCH_INTERVAL_S`` (then restored).
-    npz collects ``shard_size`` images per shard, counted from the run's start, so a resumed run
-    (which starts at a shard boundary) numbers and fills its shards as an uninterrupted one would.
+    ``switch_interval`` (e.g. ``SWITCH_INTERVAL_S``, what ``ganrt generate`` passes): the interpreter's
+    GIL switch interval while it runs, then restored; None leaves the process's setting alone.
+    A grouped format (npz) collects ``shard_size`` images per file, counted from the run's start, so a
+    resumed run (which starts at a file boundary) numbers and fills its files as an uninterrupted one would.
     """
-    header = writer.header
+    fmt = get_format(header.format)
     written = 0
     pending: list[Batch] = []
     jobs: deque[tuple[Future, int]] = deque()  # (manifest lines of a file or batch, images it closes)
@@ -176,17 +140,20 @@ def write_run(writer: RunWriter, batches: Iterable[Batch], journal: Journal, *,
         nonlocal pending
         if pending:
             labels = None if pending[0].labels is None else np.concatenate([b.labels for b in pending])
-            jobs.append((pool.submit(writer.write_shard, np.concatenate([b.images for b in pending]),
+            jobs.append((pool.submit(write, np.concatenate([b.images for b in pending]),
                                      np.concatenate([b.indices for b in pending]), labels), 0))
             pending = []
 
-    with _short_gil_switch():
+    def write(images: np.ndarray, indices: np.ndarray, labels: np.ndarray | None) -> list[bytes]:
+        return [entry_line(e) for e in fmt.write(folder, header, images, indices, labels)]
+
+    with _short_gil_switch(switch_interval) if switch_interval is not None else contextlib.nullcontext():
         try:
             for batch in batches:
-                if header.format == "png":
-                    jobs.append((pool.submit(writer.write_png, batch), len(batch.images)))
+                if not fmt.grouped:
+                    jobs.append((pool.submit(write, batch.images, batch.indices, batch.labels), len(batch.images)))
                 else:
-                    # split a batch at shard boundaries so every shard holds exactly shard_size images
+                    # split a batch at file boundaries so every file holds exactly shard_size images
                     off = 0
                     while off < len(batch.images):
                         room = header.shard_size - sum(len(b.images) for b in pending)
@@ -221,7 +188,7 @@ class RunResult:
 
 def model_location(model) -> str:
     """How a manifest names a loaded model: a bundled model's name, else its file's absolute path."""
-    from ganrt import available_models
+    from ganrt.core.bundled import available_models
 
     path = Path(model.path).resolve() if model.path is not None else None
     return next((name for name, p in available_models().items() if path is not None and p.resolve() == path), str(path or model.source))
@@ -253,8 +220,7 @@ def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncati
         raise ParameterError("give --resume (continue the run in the folder) or --overwrite (replace it), not both")
     n = check_count("n", n)
     gen.iter_batches(n, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size, start=start)  # checks only
-    if fmt not in FORMATS:
-        raise ParameterError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    grouped = get_format(fmt).grouped
     check_count("shard size", shard_size)
     if labels is None or isinstance(labels, (str, int, np.integer)):
         spec = None if labels is None else gen.label_index(labels)  # label_index refuses labels for unconditional models
@@ -265,7 +231,7 @@ def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncati
     header = RunHeader(
         model=model_location(gen), model_name=gen.name, model_sha256=gen.sha256, seed=int(seed), n=n, start=start, labels=spec,
         truncation=None if truncation is None else float(truncation), format=fmt,
-        shard_size=shard_size if fmt == "npz" else None, ganrt=__version__, provider=gen.provider, precision=gen.precision,
+        shard_size=shard_size if grouped else None, ganrt=__version__, provider=gen.provider, precision=gen.precision,
         upscaler=None if upscaler is None else model_location(upscaler),
         upscaler_sha256=None if upscaler is None else upscaler.sha256,
     )
@@ -288,11 +254,13 @@ def generate_run(
     resume: bool = False,
     upscaler=None,
     on_batch: Callable[[int], None] | None = None,
+    switch_interval: float | None = None,
 ) -> RunResult:
     """Write images start .. start+n-1 to folder ``out`` with ``manifest.jsonl``; see the module docstring.
 
     ``resume`` continues the run in ``out`` (or starts one in an empty folder); ``overwrite``
-    replaces an earlier run. Every argument is checked before the folder is touched.
+    replaces an earlier run. Every argument is checked before the folder is touched. ``switch_interval``:
+    see ``write_run`` (the process's GIL switch interval is left alone unless it is given).
     """
     header, stream_labels = run_header(gen, n=n, seed=seed, labels=labels, truncation=truncation, start=start, fmt=fmt,
                                        shard_size=shard_size, batch_size=batch_size, overwrite=overwrite, resume=resume,
@@ -307,7 +275,7 @@ def generate_run(
         if done < n:
             batches = range_batches(gen, stream_labels, offset=done, count=n - done, seed=seed, truncation=truncation,
                                     batch_size=batch_size, start=start, upscaler=upscaler)
-            generated = write_run(RunWriter(folder, header), batches, journal, on_batch=on_batch)
+            generated = write_run(folder, header, batches, journal, on_batch=on_batch, switch_interval=switch_interval)
         manifest = journal.finish()
     finally:
         journal.close()
@@ -365,7 +333,7 @@ def _resume(folder: Path, header: RunHeader) -> tuple[RunHeader, Journal, int]:
 def verified_prefix(folder: Path, manifest: Manifest) -> tuple[int, int]:
     """(k, byte offset): the first k entries are images start..start+k-1 whose files hash as recorded.
 
-    npz: k is cut back to a whole number of shards (a shard is written and journaled as a unit).
+    A grouped format (npz): k is cut back to a whole number of files (a file is written and journaled as a unit).
     """
     header = manifest.header
     hashes: dict[str, str | None] = {}
@@ -380,6 +348,6 @@ def verified_prefix(folder: Path, manifest: Manifest) -> tuple[int, int]:
         if hashes[name] != entry["file_sha256"]:
             break
         k += 1
-    if header.format == "npz" and k < header.n:
+    if get_format(header.format).grouped and k < header.n:
         k -= k % header.shard_size
     return k, manifest.ends[k - 1] if k else manifest.header_bytes

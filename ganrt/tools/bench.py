@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ganrt.core.errors import ParameterError
+from ganrt.core.kind import KINDS
 
 # ONNX: one MatMul c = a @ b with symbolic sizes (opset 18). Built with onnx.helper once and kept as
 # bytes, because the runtime does not depend on the onnx package (tests rebuild and compare it).
@@ -222,32 +223,14 @@ def to_json(records: Sequence[Record], **extra: Any) -> str:
     return json.dumps({**extra, "records": [asdict(r) for r in records]}, indent=1)
 
 
-BENCH_IMAGE_SIDE = 256  # upscalers are timed on 256x256 inputs, classifiers on their own image size
-
-
 def model_backend(model: Any) -> tuple[Callable[[int], Any], float | None]:
-    """(fn(batch) running ``model`` on ``batch`` items as a user calls it, FLOPs per item or None).
-
-    Generators: ``sample`` of fresh indices; upscalers: ``upscale_many`` of 256x256 RGB images
-    (tiled as shipped); classifiers: ``run`` on images. Inputs are fixed noise (no data set needed).
-    """
-    from ganrt.kinds.classifier import Classifier
-    from ganrt.kinds.generator import Generator
-    from ganrt.kinds.upscaler import Upscaler
-
-    flops = model.info.flops or None
-    rng = np.random.default_rng(0)
-    if isinstance(model, Generator):
-        counter = iter(range(0, 1 << 62, 1 << 20))  # a new stretch of indices per call: no caching anywhere
-        return (lambda b: model.sample(b, start=next(counter), batch_size=b)), flops
-    if isinstance(model, Upscaler):
-        side = BENCH_IMAGE_SIDE
-        image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-        return (lambda b: model.upscale_many(np.repeat(image[None], b, 0))), (flops * side * side if flops else None)
-    if isinstance(model, Classifier):
-        images = rng.integers(0, 256, (max(DEFAULT_BATCH_SIZES), *model.image_shape), dtype=np.uint8)
-        return (lambda b: model.run(np.resize(images, (b, *model.image_shape)), batch_size=b)), flops
-    raise ParameterError(f"cannot benchmark a {type(model).__name__}")
+    """(fn(batch) running ``model`` on ``batch`` items as a user calls it, FLOPs per item or None), from the
+    model's kind (``Kind.bench``): generators ``sample`` fresh indices, upscalers ``upscale_many`` 256x256
+    RGB images (tiled as shipped), classifiers ``run`` on images. Inputs are fixed noise (no data set needed)."""
+    kind = KINDS.get(getattr(getattr(model, "info", None), "kind", None))
+    if kind is None:
+        raise ParameterError(f"cannot benchmark a {type(model).__name__}")
+    return kind.bench(model)
 
 
 def bench_model(model: Any, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, rounds: int = 5, min_seconds: float = 1.0,

@@ -124,8 +124,9 @@ def _one_image(session: Any) -> np.ndarray:
 
 def diagnose(*, model: str | None = None, threads: int | None = None) -> DoctorReport:
     """Inspect onnxruntime, its providers, the CPU, and the choices ganrt makes; ``model``: the check model."""
-    from ganrt import DEFAULT_MODEL, load, resolve_model
+    from ganrt.core.bundled import DEFAULT_MODEL, resolve_model
     from ganrt.core.session import DEVICES, onnxruntime, provider_session
+    from ganrt.kinds.registry import load
 
     ort = onnxruntime()
     name = model or DEFAULT_MODEL

@@ -1,0 +1,64 @@
+"""What an output format is: how a run's images become files, how those files are named, and how an
+image is read back from them (replay). One subclass per format (``png_files``, ``npz_shards``), listed
+once in ``formats.FORMATS``; the writer, the manifest, resume, replay and Ray read everything
+format-specific from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+def sha256_hex(data: bytes | memoryview | np.ndarray) -> str:
+    """Hex sha256 of bytes, or of an array's C-order bytes (an image's pixels)."""
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).tobytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image's manifest entry, as a format's ``write`` reports it."""
+
+    index: int
+    label: int | None
+    file: str  # the file's name inside the run folder
+    file_sha256: str
+    image_sha256: str  # of the (H, W, C) uint8 pixels
+
+
+class OutputFormat:
+    """How one output format writes a run. Stateless: one instance serves every run and thread.
+
+    ``grouped`` formats hold ``header.shard_size`` images per file, counted from the run's start; such a
+    file is written, journaled, resumed and handed to a Ray worker whole. Other formats write one file
+    per image, and any batch can be written as it comes.
+    """
+
+    name: ClassVar[str]
+    pattern: ClassVar[re.Pattern[str]]  # the names of the files a run of this format writes
+    grouped: ClassVar[bool] = False
+
+    def file_name(self, header: Any, index: int) -> str:
+        """The name of the file that holds image ``index`` of the run of ``header``."""
+        raise NotImplementedError
+
+    def write(self, folder: Path, header: Any, images: np.ndarray, indices: np.ndarray,
+              labels: np.ndarray | None) -> list[Entry]:
+        """Write images (B, H, W, C) uint8 with their indices (B,) and labels (B,) or None, each file
+        atomically; return their entries in index order. A grouped format gets exactly one file's images."""
+        raise NotImplementedError
+
+    def read_image(self, folder: Path, entry: dict, shape: tuple[int, int, int], header: Any, cache: dict) -> np.ndarray | str:
+        """Image ``entry["index"]`` as stored, (H, W, C) uint8, or a reason why it cannot be read
+        ("missing", "unreadable: ..."). ``cache`` lives for one replay (e.g. shards already read)."""
+        raise NotImplementedError
+
+    def images_per_file(self, header: Any) -> int:
+        return header.shard_size if self.grouped else 1
