@@ -23,7 +23,7 @@ fixed seed, throughput only; the bundled ``sr-x4`` on a 256x256 crop of scikit-i
 torch runs the "twin" of each bundled file (``export.twin``): the file's own weights.
 
 Everything runs in one process, so ratios are comparable; absolute numbers drift on a shared
-machine. See ``ganrt.bench`` for how rounds, latency, RSS and GFLOP/s are measured.
+machine. See ``ganrt.tools.bench`` for how rounds, latency, RSS and GFLOP/s are measured.
 """
 
 from __future__ import annotations
@@ -41,15 +41,25 @@ import numpy as np
 import torch
 
 import ganrt
-from ganrt.bench import DEFAULT_BATCH_SIZES, Record, RssSampler, gemm_gflops, machine, markdown_table, measure, record, to_json
-from ganrt.images import atomic_write, float_to_uint8
-from ganrt.session import onnxruntime
-
-from export.config import GANConfig, SRConfig, TrainConfig
-from export.models import Generator
-from export.onnx import _OUTPUT_NAMES, _example_inputs, count_flops, export_module, plain_onnx
-from export.train import Checkpoint
-from export.twin import torch_twin
+from ganrt.core.session import onnxruntime
+from ganrt.io.files import atomic_write
+from ganrt.io.images import float_to_uint8
+from ganrt.tools.bench import (
+    DEFAULT_BATCH_SIZES,
+    Record,
+    RssSampler,
+    gemm_gflops,
+    machine,
+    markdown_table,
+    measure,
+    record,
+    to_json,
+)
+from ganrt_export.config import GANConfig, SRConfig, TrainConfig
+from ganrt_export.models import Generator
+from ganrt_export.onnx import OUTPUT_NAMES, count_flops, example_inputs, export_module, plain_onnx
+from ganrt_export.train import Checkpoint
+from ganrt_export.twin import torch_twin
 
 SR_INPUT = 256  # side of the upscaler's input
 SR_MAX_BATCH = 8  # 8 x (1024 x 1024 x 48 channels) of activations is already ~2 GB
@@ -90,8 +100,8 @@ class Subject:
         self.torch_model = model.to(dev)
         self.device = dev
         self.compiled = torch.compile(self.torch_model) if compile_ else None
-        example = _example_inputs(ck, 2, (8, 8))  # the exporter's own example inputs (8x8 images for upscalers)
-        plain = plain_onnx(model.cpu(), example, outputs=_OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr").SerializeToString()
+        example = example_inputs(ck, 2, (8, 8))  # the exporter's own example inputs (8x8 images for upscalers)
+        plain = plain_onnx(model.cpu(), example, outputs=OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr").SerializeToString()
         self.torch_model.to(dev)
         ort = onnxruntime()
         providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
@@ -175,7 +185,14 @@ def int8_variant(float_path: Path, tmp: Path, *, rewrite: str | None = None) -> 
     its quality says ``refused`` and why."""
     import onnx
 
-    from export.quantize import QuantizationError, QuantizeConfig, _info, quantize_generator, quantize_graph, quantize_upscaler
+    from ganrt_export.quantize import (
+        QuantizationError,
+        QuantizeConfig,
+        float32_info,
+        quantize_generator,
+        quantize_graph,
+        quantize_upscaler,
+    )
 
     config = QuantizeConfig() if rewrite is None else QuantizeConfig(rewrite=rewrite)
     bundled = ganrt.available_models().get(f"{float_path.stem}-int8")
@@ -184,7 +201,7 @@ def int8_variant(float_path: Path, tmp: Path, *, rewrite: str | None = None) -> 
         return bundled, {k: v for k, v in info.training.get("quantization", {}).items() if k in ("psnr_db", "classifier_agreement")}
     data = float_path.read_bytes()
     proto = onnx.load_from_string(data)
-    kind = _info(proto, float_path.name, kinds=("generator", "upscaler")).kind
+    kind = float32_info(proto, float_path.name, kinds=("generator", "upscaler")).kind
     try:
         quantize = quantize_upscaler if kind == "upscaler" else quantize_generator
         qdata, report = quantize(data, config=config, source=float_path.name)
@@ -192,7 +209,7 @@ def int8_variant(float_path: Path, tmp: Path, *, rewrite: str | None = None) -> 
     except QuantizationError as exc:
         if kind == "upscaler":
             raise
-        qdata = quantize_graph(proto, _info(proto, float_path.name), config=config)[0].SerializeToString()
+        qdata = quantize_graph(proto, float32_info(proto, float_path.name), config=config)[0].SerializeToString()
         quality = {"refused": str(exc)}
     out = tmp / f"{float_path.stem}-int8{'-' + rewrite if rewrite else ''}.onnx"
     atomic_write(out, qdata)
@@ -201,7 +218,7 @@ def int8_variant(float_path: Path, tmp: Path, *, rewrite: str | None = None) -> 
 
 def fp16_variant(float_path: Path, tmp: Path) -> tuple[Path, dict]:
     """(path of the fp16 variant of ``float_path`` made in ``tmp`` by ``export.half``, its gate's numbers)."""
-    from export.half import half_model
+    from ganrt_export.half import half_model
 
     data, report = half_model(float_path.read_bytes(), source=float_path.name)
     out = tmp / f"{float_path.stem}-fp16.onnx"

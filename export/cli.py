@@ -14,8 +14,8 @@ _EXTRA_HINT = "ganrt-export needs torch and onnx: pip install torch==2.13.0 && p
 
 def _require_torch() -> None:
     try:
-        import torch  # noqa: F401
         import onnx  # noqa: F401
+        import torch  # noqa: F401
     except ImportError as exc:
         raise click.ClickException(f"{exc.name or 'torch'} is not installed. {_EXTRA_HINT}") from None
 
@@ -78,7 +78,8 @@ def train() -> None:
 @click.option("--ref-batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--joint-d", is_flag=True, help="Real and generated minibatches through D in one pass (default: separately).")
 @click.option("--init", default="", help="Start from this GAN run's weights and optimiser state (fine-tune with this recipe).")
-@click.option("--ema", type=float, default=0.0, show_default=True, help="Exponential moving average of G's weights (e.g. 0.999); 0 = off.")
+@click.option("--ema", type=float, default=0.0, show_default=True,
+              help="Exponential moving average of G's weights (e.g. 0.999); 0 = off.")
 @click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Every K epochs (and the last): FD, IS, precision/recall, label accuracy; keeps best.pt by FD.")
 @click.option("--eval-n", type=click.IntRange(min=10), default=2000, show_default=True, help="Samples per evaluation.")
@@ -101,7 +102,7 @@ def train_gan_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed, threa
 
 
 def _echo_metrics(epoch: int, m: dict[str, float]) -> None:
-    from ganrt.fidelity import METRICS
+    from ganrt.evaluate.fidelity import METRICS
 
     click.echo(f"epoch {epoch}: " + ", ".join(f"{k} {m[k]:.4f}" for k in METRICS if k in m))
 
@@ -119,7 +120,8 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
     _threads(threads)
     path = train_classifier(
         ClassifierConfig(width=width),
-        TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=0.9, limit=limit, seed=seed),
+        TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr, beta1=0.9, limit=limit,
+                    seed=seed),
         run_dir, resume=resume, progress=progress,
     )
     click.echo(f"checkpoint: {path}")
@@ -179,7 +181,8 @@ def _echo_sr_epoch(record: dict[str, float]) -> None:
 @click.option("--description", default="", help="One line stored in the file's metadata.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--precision", type=click.Choice(["float32", "int8", "float16"]), default="float32", show_default=True,
-              help="int8 (generators) or float16 (GPUs): written only if it passes the quality gate against float32 (see `quantize`).")
+              help="int8 (generators) or float16 (GPUs): written only if it passes the quality gate against float32 "
+                   "(see `quantize`).")
 def export_cmd(checkpoint, output, name, description, overwrite, precision):
     """Export CHECKPOINT (a file or run folder) to OUTPUT.onnx, after a parity check against torch."""
     from .onnx import export_checkpoint
@@ -204,7 +207,8 @@ def _quality_line(report: dict) -> str:
 @cli.command("quantize")
 @click.argument("input", type=click.Path(exists=True, dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
-@click.option("--calibration-n", type=click.IntRange(min=1), default=512, show_default=True, help="Latents the int8 ranges are calibrated on.")
+@click.option("--calibration-n", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Latents the int8 ranges are calibrated on.")
 @click.option("--check-n", type=click.IntRange(min=1), default=2000, show_default=True, help="Images the quality gate compares.")
 @click.option("--classifier", default="fashion-classifier", show_default=True,
               help="Classifier (name or file) whose predictions must agree, where its image shape fits; '' for none.")
@@ -235,11 +239,12 @@ def quantize_cmd(input, output, calibration_n, check_n, classifier, overwrite, p
 @click.option("--classifier", default="fashion-classifier", show_default=True, help="The feature extractor (name or .onnx).")
 @click.option("--dataset", type=click.Choice(["fashion-mnist", "idx", "digits"]), default="fashion-mnist", show_default=True)
 @click.option("--data-dir", default="", help="Folder of MNIST-family IDX files (default: Debian's Fashion-MNIST).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Default: NAME.stats.npz next to the classifier (shipped with it).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Default: NAME.stats.npz next to the classifier (shipped with it).")
 def reference_stats_cmd(classifier, dataset, data_dir, out):
     """Real test-set statistics in the classifier's feature space, for `ganrt eval` (Fréchet distance etc.)."""
     import ganrt
-    from ganrt.fidelity import make_reference, stats_path
+    from ganrt.evaluate.fidelity import make_reference, stats_path
 
     from .data import load_dataset
 
@@ -257,26 +262,30 @@ def reference_stats_cmd(classifier, dataset, data_dir, out):
 @click.argument("checkpoint", type=click.Path())
 @click.option("--onnx", "onnx_model", default="fashion-classifier", show_default=True,
               help="The same classifier exported (judges the uint8-rounded adversarial images).")
-@click.option("-n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="Real test images (a fixed random subset).")
+@click.option("-n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Real test images (a fixed random subset).")
 @click.option("--eps", default="0.25,0.5,1,1.5,2,3", show_default=True, help="L2 budgets, [0, 1] pixel units.")
 @click.option("--figure-eps", type=float, default=1.0, show_default=True, help="PGD budget of the figure.")
-@click.option("--examples", type=click.IntRange(min=1, max=10), default=6, show_default=True, help="Figure rows (one class each).")
+@click.option("--examples", type=click.IntRange(min=1, max=10), default=6, show_default=True,
+              help="Figure rows (one class each).")
 @click.option("--table", "table_path", type=click.Path(dir_okay=False), default=None, help="Write the table (Markdown) here.")
-@click.option("--figure", "figure_path", type=click.Path(dir_okay=False), required=True, help="PNG: original | perturbation | adversarial.")
+@click.option("--figure", "figure_path", type=click.Path(dir_okay=False), required=True,
+              help="PNG: original | perturbation | adversarial.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
 def adversarial_cmd(checkpoint, onnx_model, n, eps, figure_eps, examples, table_path, figure_path, seed, threads):
     """FGSM and L2 PGD against a classifier CHECKPOINT: fooling rate vs L2 norm, and a figure."""
     from pathlib import Path
 
-    import ganrt
     import torch
-    from ganrt.images import save_png
+
+    import ganrt
+    from ganrt.io.png import save_png
 
     from .adversarial import figure, fooling_table, markdown_table
     from .adversarial import predict_logits as _logits_of
     from .data import load_dataset
-    from .onnx import _model_from_checkpoint
+    from .onnx import model_from_checkpoint
     from .train import load_checkpoint
 
     _threads(threads)
@@ -287,7 +296,7 @@ def adversarial_cmd(checkpoint, onnx_model, n, eps, figure_eps, examples, table_
     ck = load_checkpoint(checkpoint)
     if ck.kind != "classifier":
         raise click.BadParameter(f"{checkpoint} is a {ck.kind} checkpoint, not a classifier", param_hint="CHECKPOINT")
-    model = _model_from_checkpoint(ck)
+    model = model_from_checkpoint(ck)
     cfg = ck.model_config
     test = load_dataset(ck.train_config.dataset, split="test", data_dir=ck.train_config.data_dir,
                         image_size=cfg.image_size, channels=cfg.channels)

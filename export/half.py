@@ -22,7 +22,16 @@ from typing import Any
 
 import onnx
 
-from .quantize import QuantizeConfig, _info, _with_metadata, quality_gate, upscaler_gate, variant_info, write_variant
+from .quantize import (
+    DEFAULT_CONFIG,
+    QuantizeConfig,
+    float32_info,
+    quality_gate,
+    upscaler_gate,
+    variant_info,
+    with_metadata,
+    write_variant,
+)
 
 _POST_PREFIX = "post_"  # outputs of the generator's in-graph post-processing (export.onnx.append_uint8_output)
 
@@ -59,10 +68,10 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
-def half_model(data: bytes, *, config: QuantizeConfig = QuantizeConfig(), source: str = "model") -> tuple[bytes, dict[str, Any]]:
+def half_model(data: bytes, *, config: QuantizeConfig = DEFAULT_CONFIG, source: str = "model") -> tuple[bytes, dict[str, Any]]:
     """(fp16 file bytes, report) from a float32 ganrt generator or upscaler; QuantizationError if the gate fails."""
     proto = onnx.load_from_string(data)
-    info = _info(proto, source, kinds=("generator", "upscaler"))
+    info = float32_info(proto, source, kinds=("generator", "upscaler"))
     half = half_graph(proto)
     if info.kind == "upscaler":
         scores = upscaler_gate(data, half.SerializeToString(), info, config=config, source=source, label="fp16")
@@ -71,11 +80,11 @@ def half_model(data: bytes, *, config: QuantizeConfig = QuantizeConfig(), source
     training = {**info.training, "half": {**scores, "computed_on": "cpu (float16 storage, mostly float32 arithmetic)",
                                           "float32_nodes": "post-processing"}}
     hinfo = variant_info(info, training, precision="float16")
-    out = _with_metadata(half, proto, hinfo)
+    out = with_metadata(half, proto, hinfo)
     return out, {"info": hinfo, "bytes": len(out), **scores}
 
 
-def half_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = QuantizeConfig(),
+def half_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = DEFAULT_CONFIG,
               overwrite: bool = False) -> dict[str, Any]:
     """Write the fp16 variant of the float32 ganrt file ``input`` to ``output`` if it passes the gate."""
     return write_variant(input, output, half_model, config=config, overwrite=overwrite)

@@ -18,12 +18,14 @@ import onnx.numpy_helper
 import torch
 
 from ganrt._version import __version__
-from ganrt.errors import GanrtError, OutputError, ParameterError
-from ganrt.images import atomic_write, float_to_uint8
-from ganrt.latent import sample_latents
-from ganrt.metadata import METADATA_KEY, ModelInfo
-from ganrt.session import create_session
+from ganrt.core.errors import GanrtError, ParameterError
+from ganrt.core.latent import sample_latents
+from ganrt.core.schema import METADATA_KEY, ModelInfo
+from ganrt.core.session import create_session
+from ganrt.io.files import atomic_write
+from ganrt.io.images import float_to_uint8
 
+from .files import check_output
 from .graph import add_label_mixing
 from .models import Classifier, Generator, SRGenerator
 from .train import Checkpoint, load_checkpoint
@@ -31,14 +33,16 @@ from .train import Checkpoint, load_checkpoint
 OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
 PARITY_BATCH_SIZES = (1, 3, 8)
 PARITY_TOLERANCE = 1e-4  # max abs difference, on outputs in [-1, 1] (or logits)
-EXPORT_PRECISIONS = ("float32", "int8", "float16")  # int8: generators only (export/quantize.py); float16: export/half.py
+EXPORT_PRECISIONS = ("float32", "int8", "float16")  # int8: generators only (export/quantize/); float16: export/half.py
 
 
 class ParityError(GanrtError, RuntimeError):
     """onnxruntime's output differs from torch's beyond the tolerance: the export is refused."""
 
 
-def _model_from_checkpoint(ck: Checkpoint) -> torch.nn.Module:
+def model_from_checkpoint(ck: Checkpoint) -> torch.nn.Module:
+    """The trained network of ``ck`` in eval mode: a generator (its weight average, when trained with one),
+    an upscaler or a classifier."""
     if ck.kind in ("gan", "sr"):
         model = (Generator if ck.kind == "gan" else SRGenerator)(ck.model_config)
         model.load_state_dict(ck.state.get("G_ema", ck.state["G"]))  # the weight average, when trained with one
@@ -53,13 +57,15 @@ def count_flops(model: torch.nn.Module, ck: Checkpoint) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     side = 32
-    feeds = _example_inputs(ck, 1, (side, side))
+    feeds = example_inputs(ck, 1, (side, side))
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(*(torch.from_numpy(v) for v in feeds.values()))
     return float(counter.get_total_flops()) / (side * side if ck.kind == "sr" else 1)
 
 
-def _info(ck: Checkpoint, name: str, description: str, flops: float = 0.0) -> ModelInfo:
+def checkpoint_info(ck: Checkpoint, name: str, description: str, flops: float = 0.0) -> ModelInfo:
+    """The settings the exported file of ``ck`` carries in its metadata (kind, shapes, value range,
+    classes, ``flops`` per image) and, under ``training``, how it was trained."""
     cfg = ck.model_config
     training = {
         "model_config": cfg.to_dict(),
@@ -86,8 +92,9 @@ def _info(ck: Checkpoint, name: str, description: str, flops: float = 0.0) -> Mo
 SR_PARITY_SIZES = ((19, 27), (32, 32), (8, 5))  # (H, W) of upscaler inputs: odd and even sizes
 
 
-def _example_inputs(ck: Checkpoint, batch: int, size: tuple[int, int] = (12, 12)) -> dict[str, np.ndarray]:
-    """Inputs of ``batch`` items; ``size`` (H, W) is used by upscalers, whose inputs have any size."""
+def example_inputs(ck: Checkpoint, batch: int, size: tuple[int, int] = (12, 12)) -> dict[str, np.ndarray]:
+    """The exporter's example inputs of ``batch`` items for ``ck``'s kind (also used by the parity checks);
+    ``size`` (H, W) is used by upscalers, whose inputs have any size."""
     cfg = ck.model_config
     if ck.kind == "sr":
         return {"image": np.random.default_rng(batch).random((batch, 3, *size), dtype=np.float32)}
@@ -107,10 +114,12 @@ def _forward_arg_names(model: torch.nn.Module, count: int) -> list[str]:
     return list(inspect.signature(model.forward).parameters)[:count]
 
 
-_OUTPUT_NAMES = {"gan": ["image"], "sr": ["upscaled"], "classifier": ["logits", "features"]}
+# the exported graph's output names per checkpoint kind
+OUTPUT_NAMES = {"gan": ["image"], "sr": ["upscaled"], "classifier": ["logits", "features"]}
 
 
-def plain_onnx(model: torch.nn.Module, example: dict[str, np.ndarray], *, outputs: list[str], any_size: bool = False) -> onnx.ModelProto:
+def plain_onnx(model: torch.nn.Module, example: dict[str, np.ndarray], *, outputs: list[str],
+               any_size: bool = False) -> onnx.ModelProto:
     """The exporter's graph of ``model`` as it comes (no ganrt metadata or passes): dynamic batch axis N,
     and dynamic H, W with ``any_size`` (upscalers). The "plain export" a user would make by hand."""
     args = tuple(torch.from_numpy(v) for v in example.values())
@@ -128,7 +137,7 @@ def plain_onnx(model: torch.nn.Module, example: dict[str, np.ndarray], *, output
 
 def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> bytes:
     """Export ``model`` with a dynamic batch axis and ``info`` in the metadata; returns the file's bytes."""
-    proto = plain_onnx(model, _example_inputs(ck, 2), outputs=_OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr")
+    proto = plain_onnx(model, example_inputs(ck, 2), outputs=OUTPUT_NAMES[ck.kind], any_size=ck.kind == "sr")
     if ck.kind == "gan" and ck.model_config.num_classes:
         add_label_mixing(proto)  # optional label_b / alpha inputs: class interpolation
     proto.producer_name = "ganrt-export"
@@ -143,7 +152,7 @@ def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> by
 
 def append_uint8_output(data: bytes, value_range: tuple[float, float]) -> bytes:
     """The generator ``data`` with its post-processing in the graph: float (N, C, H, W) in
-    ``value_range`` -> uint8 (N, H, W, C), the same float32 steps as ``ganrt.images.float_to_uint8``
+    ``value_range`` -> uint8 (N, H, W, C), the same float32 steps as ``ganrt.io.images.float_to_uint8``
     (subtract low, scale to 0..255, round half to even, clip, cast, transpose), so Python touches
     no float arrays and onnxruntime returns a quarter of the bytes."""
     proto = onnx.load_from_string(data)
@@ -180,7 +189,7 @@ def check_postprocess(float_data: bytes, uint8_data: bytes, ck: Checkpoint, valu
     plain = create_session(float_data, device="cpu", source="exported model")
     final = create_session(uint8_data, device="cpu", source="exported model")
     for batch in PARITY_BATCH_SIZES:
-        feeds = _example_inputs(ck, batch)
+        feeds = example_inputs(ck, batch)
         expected = float_to_uint8(plain.run(None, feeds)[0], value_range)
         got = final.run(None, feeds)[0]
         if got.shape != expected.shape or got.dtype != np.uint8 or not np.array_equal(got, expected):
@@ -189,13 +198,14 @@ def check_postprocess(float_data: bytes, uint8_data: bytes, ck: Checkpoint, valu
                               f"({bad} values); nothing written")
 
 
-def check_parity(model: torch.nn.Module, ck: Checkpoint, data: bytes, *, batch_sizes=PARITY_BATCH_SIZES, tolerance=PARITY_TOLERANCE) -> float:
+def check_parity(model: torch.nn.Module, ck: Checkpoint, data: bytes, *, batch_sizes=PARITY_BATCH_SIZES,
+                 tolerance=PARITY_TOLERANCE) -> float:
     """Max abs difference between torch and onnxruntime over ``batch_sizes`` (and, for upscalers,
     ``SR_PARITY_SIZES``); raises ParityError."""
     session = create_session(data, device="cpu", source="exported model")
     worst = 0.0
     for i, batch in enumerate(batch_sizes):  # upscalers: each batch at another image size
-        feeds = _example_inputs(ck, batch, SR_PARITY_SIZES[i % len(SR_PARITY_SIZES)])
+        feeds = example_inputs(ck, batch, SR_PARITY_SIZES[i % len(SR_PARITY_SIZES)])
         with torch.inference_mode():
             expected = model(*(torch.from_numpy(v) for v in feeds.values()))
         expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
@@ -206,7 +216,8 @@ def check_parity(model: torch.nn.Module, ck: Checkpoint, data: bytes, *, batch_s
             diff = float(np.max(np.abs(e.numpy() - g))) if g.size else 0.0
             worst = max(worst, diff)
             if not diff <= tolerance:
-                raise ParityError(f"batch {batch}: onnxruntime differs from torch by {diff:.3g} (> {tolerance:g}); nothing written")
+                raise ParityError(f"batch {batch}: onnxruntime differs from torch by {diff:.3g} (> {tolerance:g}); "
+                                  "nothing written")
     return worst
 
 
@@ -226,7 +237,7 @@ def export_checkpoint(
     if precision not in EXPORT_PRECISIONS:
         raise ParameterError(f"precision must be one of {', '.join(EXPORT_PRECISIONS)}, got {precision!r}")
     ck = load_checkpoint(checkpoint)
-    data, report = export_module(_model_from_checkpoint(ck), ck, name=name, description=description)
+    data, report = export_module(model_from_checkpoint(ck), ck, name=name, description=description)
     if precision == "int8":
         from .quantize import quantize_generator
 
@@ -241,19 +252,9 @@ def export_checkpoint(
     return report
 
 
-def check_output(output: Path, *, overwrite: bool) -> None:
-    """OutputError unless ``output`` is a new .onnx file in an existing folder (or ``overwrite``)."""
-    if output.suffix != ".onnx":
-        raise OutputError(f"output {output} must end in .onnx")
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        raise OutputError(f"folder {output.parent} does not exist")
-
-
 def export_module(model: torch.nn.Module, ck: Checkpoint, *, name: str, description: str = "") -> tuple[bytes, dict[str, Any]]:
     """(file bytes, report) of ``model`` (eval mode) with ``ck``'s settings; ParityError if it does not hold."""
-    info = _info(ck, name, description, count_flops(model, ck))
+    info = checkpoint_info(ck, name, description, count_flops(model, ck))
     data = to_onnx_bytes(model, ck, info)
     worst = check_parity(model, ck, data)
     if ck.kind == "gan":

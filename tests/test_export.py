@@ -6,13 +6,21 @@ import pytest
 import torch
 
 import ganrt
-from export.onnx import ParityError, _info, _model_from_checkpoint, check_parity, check_postprocess, export_checkpoint, to_onnx_bytes
-from export.train import CheckpointError, load_checkpoint
-from ganrt.errors import ModelFormatError, OutputError
-from ganrt.images import float_to_uint8
-from ganrt.latent import sample_latents
-from ganrt.session import create_session
-from ganrt.metadata import METADATA_KEY, ModelInfo
+from ganrt.core.errors import ModelFormatError, OutputError
+from ganrt.core.latent import sample_latents
+from ganrt.core.schema import METADATA_KEY, ModelInfo
+from ganrt.core.session import create_session
+from ganrt.io.images import float_to_uint8
+from ganrt_export.onnx import (
+    ParityError,
+    check_parity,
+    check_postprocess,
+    checkpoint_info,
+    export_checkpoint,
+    model_from_checkpoint,
+    to_onnx_bytes,
+)
+from ganrt_export.train import CheckpointError, load_checkpoint
 
 
 def test_export_stores_settings_and_dynamic_batch(cgan_path):
@@ -34,8 +42,8 @@ def test_export_stores_settings_and_dynamic_batch(cgan_path):
 
 def test_onnx_matches_torch_at_several_batch_sizes(models_dir, cgan_path):
     ck = load_checkpoint(models_dir / "tiny-cgan")
-    model = _model_from_checkpoint(ck)
-    float_graph = to_onnx_bytes(model, ck, _info(ck, "x", ""))  # before the uint8 post-processing
+    model = model_from_checkpoint(ck)
+    float_graph = to_onnx_bytes(model, ck, checkpoint_info(ck, "x", ""))  # before the uint8 post-processing
     worst = check_parity(model, ck, float_graph, batch_sizes=(1, 3, 8, 17))
     assert worst <= 1e-4
 
@@ -44,11 +52,11 @@ def test_uint8_graph_matches_torch_and_the_numpy_conversion(models_dir, cgan_pat
     """The shipped graph ends in uint8 NHWC; it equals the runtime's numpy conversion of the float graph
     exactly, and torch's output converted the same way up to a rounding flip (1 level) at ties."""
     ck = load_checkpoint(models_dir / "tiny-cgan")
-    model = _model_from_checkpoint(ck)
+    model = model_from_checkpoint(ck)
     proto = onnx.load(str(cgan_path))
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == ["N", 32, 32, 1]
-    float_graph = to_onnx_bytes(model, ck, _info(ck, "x", ""))
+    float_graph = to_onnx_bytes(model, ck, checkpoint_info(ck, "x", ""))
     check_postprocess(float_graph, cgan_path.read_bytes(), ck, (-1.0, 1.0))
     session = create_session(cgan_path, device="cpu")
     z = sample_latents(5, np.arange(40), 100)
@@ -62,7 +70,7 @@ def test_uint8_graph_matches_torch_and_the_numpy_conversion(models_dir, cgan_pat
 
 
 def test_parity_failure_raises_and_writes_nothing(models_dir, tmp_path, monkeypatch, cgan_path):
-    import export.onnx as exp
+    import ganrt_export.onnx as exp
 
     real = exp.to_onnx_bytes
 

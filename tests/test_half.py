@@ -12,11 +12,10 @@ import pytest
 pytest.importorskip("onnxruntime.transformers.float16")
 
 import ganrt
-from ganrt.errors import ModelKindError, OutputError
-from ganrt.explore import class_interpolation
-
-from export.half import half_file
-from export.quantize import QuantizationError, QuantizeConfig
+from ganrt.core.errors import ModelKindError, OutputError
+from ganrt.evaluate.explore import class_interpolation
+from ganrt_export.half import half_file
+from ganrt_export.quantize import QuantizationError, QuantizeConfig
 
 FAST = QuantizeConfig(check_n=200, classifier="")
 
@@ -83,7 +82,7 @@ def test_fp16_of_a_variant_or_a_classifier_is_refused(cgan_fp16, classifier_path
 def test_cli_quantize_fp16(cgan_path, tmp_path):
     from click.testing import CliRunner
 
-    from export.cli import cli
+    from ganrt_export.cli import cli
 
     out = tmp_path / "h.onnx"
     res = CliRunner().invoke(cli, ["quantize", str(cgan_path), str(out), "--precision", "fp16", "--check-n", "200", "--classifier", ""])

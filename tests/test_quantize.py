@@ -12,15 +12,14 @@ import pytest
 pytest.importorskip("onnxruntime.quantization")
 
 import ganrt
-from ganrt.errors import ModelKindError, OutputError, ParameterError
-
-from export.quantize import (
-    QuantizationError,
+from ganrt.core.errors import ModelKindError, OutputError, ParameterError
+from ganrt_export.quantize import (
     REWRITES,
+    GeneratorCalibration,
+    QuantizationError,
     QuantizeConfig,
-    _Calibration,
-    _info,
     check_rewrite,
+    float32_info,
     quantize_file,
     rewrite_conv_transpose,
 )
@@ -43,7 +42,7 @@ def test_rewrite_is_exact(which, mode, request):
     rewritten, count = rewrite_conv_transpose(proto, mode=mode)
     assert count == 4  # 1x1 -> 4x4, then 4 -> 8 -> 16 -> 32
     assert not [n for n in rewritten.graph.node if n.op_type == "ConvTranspose"]
-    assert check_rewrite(proto, rewritten, _info(proto, which), batch_sizes=(1, 5)) <= 1e-5
+    assert check_rewrite(proto, rewritten, float32_info(proto, which), batch_sizes=(1, 5)) <= 1e-5
 
 
 def test_int8_file_samples_uint8_images_close_to_fp32(cgan_int8, cgan):
@@ -79,13 +78,13 @@ def test_gate_refuses_low_psnr_and_writes_nothing(cgan_path, tmp_path):
 
 def test_gate_refuses_a_broken_calibration(dcgan_path, tmp_path, monkeypatch):
     """Ranges calibrated on latents a thousand times too small clip every real activation."""
-    real = _Calibration.get_next
+    real = GeneratorCalibration.get_next
 
     def tiny(self):
         feeds = real(self)
         return None if feeds is None else {**feeds, "z": feeds["z"] * 1e-3}
 
-    monkeypatch.setattr(_Calibration, "get_next", tiny)
+    monkeypatch.setattr(GeneratorCalibration, "get_next", tiny)
     with pytest.raises(QuantizationError, match="refused, nothing written"):
         quantize_file(dcgan_path, tmp_path / "q.onnx", config=FAST)
     assert list(tmp_path.iterdir()) == []
@@ -108,7 +107,7 @@ def test_only_float_generators_are_quantized(classifier_path, cgan_path, tmp_pat
 def test_cli_quantize(cgan_path, tmp_path):
     from click.testing import CliRunner
 
-    from export.cli import cli
+    from ganrt_export.cli import cli
 
     out = tmp_path / "q.onnx"
     args = ["quantize", str(cgan_path), str(out), "--calibration-n", "64", "--check-n", "200", "--classifier", ""]
@@ -121,7 +120,7 @@ def test_cli_quantize(cgan_path, tmp_path):
 
 
 def test_export_precision_is_checked_before_any_work(tmp_path):
-    from export.onnx import export_checkpoint
+    from ganrt_export.onnx import export_checkpoint
 
     with pytest.raises(ParameterError, match="precision must be one of float32, int8"):
         export_checkpoint(tmp_path / "missing.pt", tmp_path / "x.onnx", name="x", precision="fp16")
@@ -131,10 +130,10 @@ def test_rewrite_moves_leaky_relu_and_stays_exact():
     """--g-leaky generators: the LeakyRelu (with its slope) moves before DepthToSpace like a Relu."""
     import torch
 
-    from export.config import GANConfig, TrainConfig
-    from export.models import Generator
-    from export.onnx import export_module
-    from export.train import Checkpoint
+    from ganrt_export.config import GANConfig, TrainConfig
+    from ganrt_export.models import Generator
+    from ganrt_export.onnx import export_module
+    from ganrt_export.train import Checkpoint
 
     cfg = GANConfig(ngf=4, nz=8, num_classes=0, g_leaky=True)
     torch.manual_seed(0)
@@ -146,7 +145,7 @@ def test_rewrite_moves_leaky_relu_and_stays_exact():
     assert count == 4 and len(leaky) == 3 and all(n.attribute[0].f == pytest.approx(0.2) for n in leaky)
     names = [n.op_type for n in rewritten.graph.node]
     assert all(names[i - 1] in ("Conv", "Gemm") for i, op in enumerate(names) if op == "LeakyRelu")  # right after its layer
-    assert check_rewrite(proto, rewritten, _info(proto, "leaky"), batch_sizes=(2,)) <= 1e-5
+    assert check_rewrite(proto, rewritten, float32_info(proto, "leaky"), batch_sizes=(2,)) <= 1e-5
 
 
 def test_int8_upscaler_matches_fp32_on_photos_and_is_gated(sr2_path, sr2, tmp_path):
@@ -169,7 +168,7 @@ def test_channels_last_shuffle_leaves_no_layout_transposes(cgan_int8, tmp_path):
     """The speed of the int8 file rests on onnxruntime cancelling its NHWC<->NCHW Transposes around each
     QLinearConv with the rewrite's own: after its optimisations only the 6-d pixel shuffles remain
     (an onnxruntime that stops doing this would make the file ~1.5x slower; this says so at once)."""
-    from ganrt.session import onnxruntime
+    from ganrt.core.session import onnxruntime
 
     ort = onnxruntime()
     opts = ort.SessionOptions()
