@@ -1,14 +1,8 @@
 """``Upscaler``: tiled super-resolution of images of any size with an exported sub-pixel generator.
 
-Pipeline: pre-process (any layout -> RGB float tiles), tile, run (batched), blend, post-process
-(uint8, back to the input's layout). Tiles overlap; each tile's weight is zero within the model's
-receptive radius of its inner edges and ramps up smoothly (raised cosine) over the rest of the
-overlap. Every pixel that gets weight is therefore computed from exactly the input a whole-image
-run sees, so the tiled result equals the whole-image result (up to float rounding), with no seams.
-
-Memory: tiles are processed one tile row at a time into a float band of (tile * scale) output rows;
-rows that no later tile touches are finalised to uint8 at once. Peak memory is the uint8 output
-plus that band (tile * scale * width * scale * 12 bytes) plus one batch of tiles, whatever the height.
+Pipeline: pre-process (any layout -> RGB uint8), tile and blend (``kinds.tiling``, exact within the
+model's receptive radius), run each batch of tiles (uint8 -> float [0, 1] -> the model), post-process
+(uint8, back to the input's layout: grayscale through RGB and back, alpha upscaled bicubic).
 """
 
 from __future__ import annotations
@@ -24,12 +18,11 @@ from ganrt.core.model import Model
 from ganrt.core.run import run_session
 from ganrt.core.schema import ModelInfo
 from ganrt.io.images import bicubic_resize
-from ganrt.kinds.tiling import _axis_weight, _starts
+from ganrt.kinds.tiling import RAMP_PIXELS, check_tile_options, tiled
 
 DEFAULT_TILE = 256  # input pixels per side: ~15 MB of float activations per tile at width 48
 DEFAULT_BATCH_SIZE = 4  # tiles per onnxruntime call
 BENCH_IMAGE_SIDE = 256  # ganrt bench times upscalers on 256x256 inputs
-_RAMP_PIXELS = 8  # input pixels of smooth cross-fade inside the default overlap
 
 
 class Upscaler(Model):
@@ -54,7 +47,7 @@ class Upscaler(Model):
     @property
     def default_overlap(self) -> int:
         """2 x receptive radius (exact tiles) + a ramp for a smooth cross-fade."""
-        return 2 * self.receptive_radius + _RAMP_PIXELS
+        return 2 * self.receptive_radius + RAMP_PIXELS
 
     def __repr__(self) -> str:
         return f"Upscaler({self.name!r}, scale={self.scale})"
@@ -96,16 +89,9 @@ class Upscaler(Model):
     # -- layouts ----------------------------------------------------------------------------
     def check_options(self, *, tile: int | None = None, overlap: int | None = None, batch_size: int | None = None) -> tuple[int, int, int]:
         """Validated (tile, overlap, batch_size), defaults filled in; raises ParameterError."""
-        tile = DEFAULT_TILE if tile is None else tile
-        if overlap is None:  # small tiles: at most half a tile, so tiles still advance
-            overlap = min(self.default_overlap, tile // 2) if isinstance(tile, (int, np.integer)) else 0
-        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-        for name, value, low in (("tile", tile, 1), ("overlap", overlap, 0), ("batch_size", batch_size, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
-        if overlap >= tile:
-            raise ParameterError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
-        return int(tile), int(overlap), int(batch_size)
+        return check_tile_options(tile=DEFAULT_TILE if tile is None else tile, overlap=overlap,
+                                  batch_size=DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
+                                  default_overlap=self.default_overlap)
 
     def _gray(self, gray: np.ndarray, tile: int, overlap: int, batch_size: int) -> np.ndarray:
         rgb = self._rgb(np.repeat(gray[..., None], 3, axis=2), tile, overlap, batch_size)
@@ -141,45 +127,8 @@ class Upscaler(Model):
 
     def _rgb(self, rgb: np.ndarray, tile: int, overlap: int, batch_size: int) -> np.ndarray:
         """(H, W, 3) uint8 -> (H*s, W*s, 3) uint8, tiled and blended."""
-        s = self.scale
-        h, w = rgb.shape[:2]
-        th, tw = min(tile, h), min(tile, w)
-        ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
-        margin = min(self.receptive_radius, overlap // 2)
-        wx = [_axis_weight(x, tw, w, margin, overlap, s) for x in xs]  # per tile column, (tw*s,)
-        wy = [_axis_weight(y, th, h, margin, overlap, s) for y in ys]  # per tile row, (th*s,)
-        # the weights are separable and every tile row uses the same columns, so the normaliser
-        # is the outer product of the per-axis sums
-        norm_x = np.zeros(w * s, np.float32)
-        for x, wgt in zip(xs, wx):
-            norm_x[x * s : (x + tw) * s] += wgt
-        norm_y = np.zeros(h * s, np.float32)
-        for y, wgt in zip(ys, wy):
-            norm_y[y * s : (y + th) * s] += wgt
-        out = np.empty((h * s, w * s, 3), dtype=np.uint8)
-        band = np.zeros((th * s, w * s, 3), dtype=np.float32)  # output rows [band_top, band_top + th*s)
-        band_top = 0
-        for r, y in enumerate(ys):
-            if y * s > band_top:  # rows above this tile row are final: emit them, slide the band
-                self._emit(out, band, band_top, y * s, norm_y, norm_x)
-                shift = y * s - band_top
-                band[: th * s - shift] = band[shift:]
-                band[th * s - shift :] = 0.0
-                band_top = y * s
-            for b in range(0, len(xs), batch_size):
-                cols = xs[b : b + batch_size]
-                up = self._run(np.stack([rgb[y : y + th, x : x + tw] for x in cols]))  # (B, 3, th*s, tw*s)
-                for k, x in enumerate(cols):
-                    weight = wy[r][:, None] * wx[b + k][None, :]  # (th*s, tw*s)
-                    band[:, x * s : (x + tw) * s] += (up[k] * weight).transpose(1, 2, 0)
-        self._emit(out, band, band_top, h * s, norm_y, norm_x)
-        return out
-
-    @staticmethod
-    def _emit(out, band, band_top, stop, norm_y, norm_x) -> None:
-        rows = slice(band_top, stop)
-        norm = norm_y[rows, None, None] * norm_x[None, :, None]  # (rows, W*s, 1)
-        out[rows] = np.clip(np.rint(band[: stop - band_top] / norm * 255.0), 0, 255).astype(np.uint8)
+        return tiled(self._run, rgb, scale=self.scale, channels=3, tile=tile, overlap=overlap,
+                     radius=self.receptive_radius, batch_size=batch_size)
 
 
 def _check(info: ModelInfo) -> str | None:
