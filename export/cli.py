@@ -129,7 +129,9 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
 
 @train.command("sr")
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints go here.")
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint (same --epochs: the same weights as an uninterrupted run).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --run-dir from its last checkpoint "
+                   "(same --epochs: the same weights as an uninterrupted run).")
 @click.option("--scale", type=click.Choice(["2", "3", "4"]), default="4", show_default=True)
 @click.option("--width", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--blocks", type=click.IntRange(min=0), default=6, show_default=True)
@@ -318,7 +320,8 @@ def adversarial_cmd(checkpoint, onnx_model, n, eps, figure_eps, examples, table_
 @click.argument("models", nargs=-1, required=True)
 @click.option("--photos", default="", type=click.Path(file_okay=False),
               help="Also score the six held-out wallpaper photos unpacked under this folder (docs/sr-data.md).")
-@click.option("--crops", type=click.Path(file_okay=False), default=None, help="Folder for NAME-crops.png: bicubic | model | original.")
+@click.option("--crops", type=click.Path(file_okay=False), default=None,
+              help="Folder for NAME-crops.png: bicubic | model | original.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the scores as JSON.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default: one per core).")
 def sr_eval_cmd(models, photos, crops, json_path, threads):
