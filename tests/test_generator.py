@@ -202,3 +202,27 @@ def test_lanes_default_to_one_per_thread_and_are_checked(cgan_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ParameterError, match="lanes must be an integer >= 1"):
             ganrt.load(cgan_path, lanes=bad)
+
+
+def test_close_releases_sessions_and_lane_threads_and_a_closed_model_refuses_to_run(cgan_path):
+    import threading
+
+    from ganrt.core.errors import InferenceError
+
+    def lane_threads() -> int:
+        return sum(t.name.startswith("ganrt-lane") for t in threading.enumerate())
+
+    before = lane_threads()
+    with ganrt.load(cgan_path, lanes=2) as gen:
+        images = gen.sample(200, seed=1, batch_size=50)  # a stream, one batch per lane: starts both lane threads
+        assert gen.lanes == 2 and lane_threads() == before + 2 and not gen.closed
+    assert gen.closed and lane_threads() == before
+    with pytest.raises(InferenceError, match="closed"):
+        gen.sample(1)
+    gen.close()  # idempotent
+    with ganrt.load(cgan_path, lanes=1) as again:
+        np.testing.assert_array_equal(again.sample(200, seed=1), images)
+    up = ganrt.load("sr-x4")
+    up.close()
+    with pytest.raises(InferenceError, match="closed"):
+        up.upscale(np.zeros((8, 8, 3), np.uint8))

@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ganrt.core.errors import InferenceError
 from ganrt.core.schema import ModelInfo
 
 # element type of the first output (``output_type``) -> the precision a run records in its provenance
@@ -24,13 +25,39 @@ def file_sha256(path: str | Path) -> str:
 
 
 class Model:
-    """Base of ``Generator`` and ``Classifier``; holds no per-call state (thread-safe)."""
+    """Base of every kind's class; holds no per-call state (thread-safe).
+
+    ``close()`` (or leaving a ``with`` block) releases the onnxruntime session(s) and threads at once,
+    instead of whenever the garbage collector gets to them; a closed model refuses to run.
+    """
 
     def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
         self._session = session
         self.info = info
         self.source = source
         self.path = path
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime session; ``InferenceError`` once the model is closed."""
+        session = self._session
+        if session is None:
+            raise InferenceError(f"{self.source}: the model was closed; load it again to run it")
+        return session
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None
+
+    def close(self) -> None:
+        """Release the session (and, in subclasses, their threads). Idempotent."""
+        self._session = None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def name(self) -> str:
@@ -55,7 +82,7 @@ class Model:
 
     @property
     def providers(self) -> list[str]:
-        return list(self._session.get_providers())
+        return list(self.session.get_providers())
 
     @property
     def provider(self) -> str:
@@ -74,7 +101,7 @@ class Model:
     @property
     def output_type(self) -> str:
         """Element type of the first output as onnxruntime names it, e.g. ``uint8`` or ``float``."""
-        return self._session.get_outputs()[0].type.removeprefix("tensor(").removesuffix(")")
+        return self.session.get_outputs()[0].type.removeprefix("tensor(").removesuffix(")")
 
     @cached_property
     def sha256(self) -> str:

@@ -20,7 +20,7 @@ LABEL_B, ALPHA = "label_b", "alpha"  # optional inputs that ganrt-export adds to
 
 def supports_class_mixing(gen: Generator) -> bool:
     """Whether the file has the optional ``label_b`` / ``alpha`` inputs (exported by ganrt >= this version)."""
-    names = {i.name for i in gen._session.get_overridable_initializers()}
+    names = {i.name for i in gen.session.get_overridable_initializers()}
     return gen.info.conditional and {LABEL_B, ALPHA} <= names
 
 

@@ -53,7 +53,7 @@ class Classifier(Model):
         images = self._check(images)
         logits, feats = [], []
         for i in range(0, len(images), batch_size):
-            lo, fe = run_session(self._session, self._outputs, {self._input: images[i : i + batch_size]}, source=self.source)
+            lo, fe = run_session(self.session, self._outputs, {self._input: images[i : i + batch_size]}, source=self.source)
             logits.append(lo)
             feats.append(fe)
         return np.concatenate(logits), np.concatenate(feats)

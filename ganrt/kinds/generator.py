@@ -25,6 +25,9 @@ from ganrt.core.model import Model
 from ganrt.core.run import run_bound, run_session
 from ganrt.core.schema import MAX_NZ, ModelInfo, fixed_image_shape
 from ganrt.io.images import float_to_uint8
+from ganrt.kinds import tuning
+from ganrt.kinds.lanes import Lanes
+from ganrt.kinds.tuning import TUNE_CANDIDATES  # noqa: F401  (re-exported: the candidates a run may pick)
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
 # Runs of at least TUNE_MIN_N images without a batch size use the fastest of TUNE_CANDIDATES, measured
@@ -34,8 +37,6 @@ DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, m
 # PNGs at 58% of sampling's rate, 256 at 66% (benchmarks/NOTES.md).
 TUNE_MIN_N = 4096
 TUNE_MIN_BATCHES = 64
-TUNE_CANDIDATES = (16, 32, 64, 128, 256, 512)
-_TUNE_SECONDS = 0.08  # per candidate and round
 # Lanes (``load(lanes=...)``): concurrent single-threaded runs of one session, one per core; small
 # convolutions parallelise poorly inside one run. A stream of several batches makes whole batches at
 # once, one per lane (no lane waits for another, so a core lent to PNG writers stalls only its own
@@ -100,13 +101,21 @@ class Generator(Model):
         if graphs is not None and not self._uint8:
             raise ModelFormatError(f"{source}: CUDA graphs need a uint8-output file (export it again with this ganrt-export)")
         self._graphs = GraphRunner(session, output.name, device=graphs, source=source) if graphs else None
-        self._lane_session, self.lanes = lanes if lanes and lanes[1] > 1 and self._uint8 and not graphs else (None, 1)
-        if self._lane_session is not None:
-            from concurrent.futures import ThreadPoolExecutor
+        use = lanes is not None and lanes[1] > 1 and self._uint8 and not graphs
+        self._lanes = Lanes(lanes[0], lanes[1], output.name, source=source) if use else None
 
-            # a split batch: the calling thread runs the first part, lanes - 1 helpers the others;
-            # a stream: one whole batch per helper. Threads start on first use.
-            self._lane_pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="ganrt-lane")
+    @property
+    def lanes(self) -> int:
+        """Concurrent single-threaded runs a stream or a large batch uses (1: none)."""
+        return self._lanes.count if self._lanes is not None else 1
+
+    def close(self) -> None:
+        """Release the sessions and the lane threads; the generator cannot run afterwards. Idempotent."""
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
+        self._graphs = None
+        super().close()
 
     @property
     def nz(self) -> int:
@@ -215,38 +224,26 @@ class Generator(Model):
         if out is None:
             out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
         if self._uint8 and not extra:  # IO binding takes graph inputs only, not overridable initializers (label_b, alpha)
+            lanes = self._lanes
             if self._graphs is not None:
                 self._graphs.run(feeds, out)
-            elif one_lane:
-                run_bound(self._lane_session, feeds, self._output, out, source=self.source)
-            elif self._lane_session is not None and len(z) >= LANE_MIN * self.lanes:
-                self._run_lanes(feeds, out)
+            elif one_lane:  # a stream: this batch whole, on one lane (the stream runs several at once)
+                lanes.run(feeds, out)
+            elif lanes is not None and len(z) >= LANE_MIN * lanes.count:
+                lanes.run_split(feeds, out)
             else:
-                run_bound(self._session, feeds, self._output, out, source=self.source)
+                run_bound(self.session, feeds, self._output, out, source=self.source)
             return out
         if self._graphs is not None:  # a session that captures CUDA graphs: this call stays outside them
             (x,) = self._graphs.run_uncaptured([self._output], feeds)
         else:
-            (x,) = run_session(self._session, [self._output], feeds, source=self.source)  # uint8 (B, H, W, C) or float (B, C, H, W)
+            (x,) = run_session(self.session, [self._output], feeds, source=self.source)  # uint8 (B, H, W, C) or float (B, C, H, W)
         h, w, c = self.image_shape
         expected = (len(z), h, w, c) if self._uint8 else (len(z), c, h, w)
         if x.shape != expected:
             raise InferenceError(f"{self.source}: the model returned shape {x.shape}, metadata says {expected}")
         out[...] = x if self._uint8 else float_to_uint8(x, self.info.value_range)
         return out
-
-    def _run_lanes(self, feeds: dict[str, np.ndarray], out: np.ndarray) -> None:
-        """One batch as ``lanes`` contiguous parts, run at once on the single-threaded session (onnxruntime
-        runs concurrent calls of one session in parallel), each writing its rows of ``out``. An image does
-        not depend on the part it is made in (the same per-image arithmetic as one whole run)."""
-        bounds = np.linspace(0, len(out), self.lanes + 1).astype(int)
-        parts = [({k: v[a:b] for k, v in feeds.items()}, out[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        helpers = [self._lane_pool.submit(run_bound, self._lane_session, f, self._output, o, source=self.source) for f, o in parts[1:]]
-        try:
-            run_bound(self._lane_session, parts[0][0], self._output, parts[0][1], source=self.source)
-        finally:
-            for helper in helpers:
-                helper.result()  # waits for every part (and raises the first failure) before out is used
 
     def iter_batches(
         self,
@@ -280,37 +277,16 @@ class Generator(Model):
     def tuned_batch_size(self) -> int:
         """The batch size with the most images/s here, measured on first use (then kept with the model).
 
-        Candidates grow until throughput falls 5% below the best so far, or one call takes over
-        0.25 s; two interleaved rounds, median; the smallest size within 5% of the best wins. A call
-        is what a stream does: with lanes, one batch per lane at once. Images do not depend on the
-        batch size, only speed.
+        A call is what a stream does: with lanes, one batch per lane at once (``tuning.fastest``).
+        Images do not depend on the batch size, only speed.
         """
-        import time
-
-        rates: dict[int, list[float]] = {}
         labels = self._label_source(None, 0)  # a run's default labels: class i % K
-        per_call = self.lanes  # with lanes a stream makes that many batches at once: time what it does
 
         def stream(b: int) -> None:
-            for _ in self._stream(0, None, b * per_call, labels, b, 0):
+            for _ in self._stream(0, None, b * self.lanes, labels, b, 0):
                 pass
 
-        for _round in range(2):
-            for b in TUNE_CANDIDATES:
-                if _round and b not in rates:
-                    break
-                stream(b)  # warm-up: allocations for this shape
-                calls, t0 = 0, time.perf_counter()
-                while (elapsed := time.perf_counter() - t0) < _TUNE_SECONDS or not calls:
-                    stream(b)
-                    calls += 1
-                rates.setdefault(b, []).append(calls * b * per_call / max(time.perf_counter() - t0, 1e-9))
-                best = max(float(np.median(v)) for v in rates.values())
-                if not _round and (rates[b][-1] < 0.95 * best or elapsed / calls > 0.25):
-                    break
-        medians = {b: float(np.median(v)) for b, v in rates.items()}
-        # the smallest within 5% of the best: on a flat curve, less memory and latency for no speed
-        return min(b for b, r in medians.items() if r >= 0.95 * max(medians.values()))
+        return tuning.fastest(stream, per_call=self.lanes)
 
     def _stream(self, seed, truncation, n, label_source, bs, start, out: np.ndarray | None = None) -> Iterator[Batch]:
         """Batches of images start .. start+n-1; with ``out`` (n, H, W, C) each batch is made in place there.
@@ -318,7 +294,8 @@ class Generator(Model):
         With lanes and more than one batch, ``lanes`` batches are made at once, one whole batch per lane,
         and yielded in order: while the caller holds batch k, batches k+1 .. k+lanes are being made.
         """
-        piped = self._lane_session is not None and n > bs
+        lanes = self._lanes
+        piped = lanes is not None and n > bs
 
         def make(off: int) -> Batch:
             idx = np.arange(start + off, start + min(off + bs, n))
@@ -331,12 +308,12 @@ class Generator(Model):
         if not piped:
             yield from map(make, offsets)
             return
-        pending = deque(self._lane_pool.submit(make, off) for off in itertools.islice(offsets, self.lanes))
+        pending = deque(lanes.submit(make, off) for off in itertools.islice(offsets, lanes.count))
         try:
             while pending:
                 batch = pending.popleft().result()
                 if (off := next(offsets, None)) is not None:
-                    pending.append(self._lane_pool.submit(make, off))
+                    pending.append(lanes.submit(make, off))
                 yield batch
         finally:  # a caller that stops early: batches not started are dropped
             for future in pending:

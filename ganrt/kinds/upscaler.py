@@ -122,7 +122,7 @@ class Upscaler(Model):
     def _run(self, tiles: np.ndarray) -> np.ndarray:
         """(B, h, w, 3) uint8 -> (B, 3, h*s, w*s) float32 in about [0, 1]."""
         x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1.0 / 255.0)
-        (y,) = run_session(self._session, [self._output], {self._input: x}, source=self.source)
+        (y,) = run_session(self.session, [self._output], {self._input: x}, source=self.source)
         return y
 
     def _rgb(self, rgb: np.ndarray, tile: int, overlap: int, batch_size: int) -> np.ndarray:

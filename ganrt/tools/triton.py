@@ -100,7 +100,7 @@ def _scalar(x) -> str:
 
 def model_config(gen: Generator, config: TritonConfig) -> dict:
     """config.pbtxt as nested dicts: tensors from the model's own inputs/outputs, batch dimension left to Triton."""
-    session = gen._session  # one model, read here only for its tensor names, types and shapes
+    session = gen.session  # one model, read here only for its tensor names, types and shapes
     tensors = []
     for t in session.get_inputs():
         if isinstance(t.shape[0], int):
