@@ -1,4 +1,8 @@
-"""Tiny real models, trained for a few steps on scikit-learn's digits and exported to ONNX."""
+"""Tiny real models, trained for a few steps on scikit-learn's digits and exported to ONNX.
+
+Training needs the torch side: without torch (a runtime-only install, ``.ci/run``'s second stage) every
+test that asks for one of these models is skipped, and the runtime's other tests still run.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
+NEEDS_TORCH = "the tiny test models are trained with the torch side: install the 'export' extra"
 
 
 def _train_export(tmp: Path, name: str, *, conditional: bool = True, kind: str = "gan", scale: int = 2, **train_kw) -> Path:
+    pytest.importorskip("torch", reason=NEEDS_TORCH)
     from ganrt_export.config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
     from ganrt_export.onnx import export_checkpoint
     from ganrt_export.train import train_classifier, train_gan, train_sr

@@ -1,8 +1,10 @@
 import json
 
 import numpy as np
-import onnx
 import pytest
+
+pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
+import onnx
 import torch
 
 import ganrt

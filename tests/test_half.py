@@ -6,6 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
 import onnx
 import pytest
 

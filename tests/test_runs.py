@@ -56,7 +56,7 @@ def test_npz_shards_carry_provenance_and_their_bytes_do_not_depend_on_time_or_ba
     ganrt.generate_run(cgan, tmp_path / "b", n=23, seed=2, fmt="npz", shard_size=10, batch_size=9)
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
     with np.load(tmp_path / "a" / "shard-000002.npz", allow_pickle=False) as d:
-        assert json.loads(str(d["provenance"]))["run"] == json.loads((a.manifest.read_text().splitlines()[0]))["run"]
+        assert json.loads(str(d["provenance"]))["run"] == json.loads(a.manifest.read_text().splitlines()[0])["run"]
         np.testing.assert_array_equal(d["indices"], np.arange(20, 23))
         np.testing.assert_array_equal(d["images"], cgan.sample(3, seed=2, start=20))
     assert replay(a.manifest).ok

@@ -1,4 +1,6 @@
 import pytest
+
+pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
 import torch
 
 from ganrt_export.config import GANConfig, TrainConfig

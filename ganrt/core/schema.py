@@ -66,7 +66,7 @@ class ModelInfo:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, *, source: str = "model") -> "ModelInfo":
+    def from_json(cls, text: str, *, source: str = "model") -> ModelInfo:
         def bad(why: str) -> ModelFormatError:
             return ModelFormatError(f"{source}: invalid ganrt metadata: {why}")
 

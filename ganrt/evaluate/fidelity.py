@@ -191,7 +191,7 @@ class ReferenceStats:
         atomic_write(path, encode_npz(meta=np.array(repr(meta)), **arrays))
 
     @classmethod
-    def load(cls, path: str | Path) -> "ReferenceStats":
+    def load(cls, path: str | Path) -> ReferenceStats:
         import ast
 
         try:

@@ -138,7 +138,7 @@ class ModelBytes:
     sha256: str
 
     @classmethod
-    def of(cls, model) -> "ModelBytes":
+    def of(cls, model) -> ModelBytes:
         data = Path(model.path).read_bytes()
         return cls(model.name, data, model.sha256)
 

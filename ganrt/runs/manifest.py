@@ -84,7 +84,7 @@ class RunHeader:
         return (json.dumps({"run": asdict(self)}, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_dict(cls, raw: Any, *, source: str) -> "RunHeader":
+    def from_dict(cls, raw: Any, *, source: str) -> RunHeader:
         """A header from line 1's JSON, every field's type checked (a manifest may come from anywhere)."""
         names = {f.name for f in fields(cls)}
         if not isinstance(raw, dict) or not names <= set(raw):
@@ -99,7 +99,7 @@ class RunHeader:
             raise ManifestError(f"{source}: run header says {raw['format']} but gives no shard_size")
         return cls(**{k: raw[k] for k in names})
 
-    def differences(self, other: "RunHeader") -> list[str]:
+    def differences(self, other: RunHeader) -> list[str]:
         """'field: this vs other' for every field that changes the images."""
         mine, theirs = asdict(self), asdict(other)
         return [f"{k} {mine[k]!r} vs {theirs[k]!r}" for k in mine if k not in _LOCATION_FIELDS and mine[k] != theirs[k]]

@@ -41,7 +41,7 @@ class Served:
     info: ModelInfo
 
     @classmethod
-    def read(cls, folder: str | Path) -> "Served":
+    def read(cls, folder: str | Path) -> Served:
         raw = json.loads((Path(folder) / SETTINGS).read_text())
         info = ModelInfo.from_json(json.dumps(raw.pop("info")), source=str(Path(folder) / SETTINGS))
         return cls(**raw, info=info)
