@@ -13,9 +13,8 @@ RNG = np.random.default_rng(0)
 
 def photo(h, w, c=3):
     """A smooth real-looking test image (gradients + texture), uint8."""
-    import skimage.data
-
-    base = skimage.data.astronaut()
+    skimage_data = pytest.importorskip("skimage.data", reason="the test photo comes with scikit-image (the 'export' extra)")
+    base = skimage_data.astronaut()
     img = np.asarray(Image.fromarray(base).resize((w, h), Image.BICUBIC))
     return img if c == 3 else img[..., 0]
 
