@@ -198,7 +198,8 @@ def int8_variant(float_path: Path, tmp: Path, *, rewrite: str | None = None) -> 
     bundled = ganrt.available_models().get(f"{float_path.stem}-int8")
     if bundled is not None and rewrite is None:
         info = ganrt.load(bundled).info
-        return bundled, {k: v for k, v in info.training.get("quantization", {}).items() if k in ("psnr_db", "classifier_agreement")}
+        return bundled, {k: v for k, v in info.training.get("quantization", {}).items()
+                         if k in ("psnr_db", "classifier_agreement")}
     data = float_path.read_bytes()
     proto = onnx.load_from_string(data)
     kind = float32_info(proto, float_path.name, kinds=("generator", "upscaler")).kind
@@ -249,8 +250,8 @@ def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_
         if fp16:
             fp16_path, quality = fp16_variant(path, tmp)
             log(f"{name}: fp16 variant {quality}")
-        out.append(Subject(name, model, ck, path, threads=threads, device=device, compile_=compile_, note=note, int8_path=int8_path,
-                           fp16_path=fp16_path, one_lane=one_lane))
+        out.append(Subject(name, model, ck, path, threads=threads, device=device, compile_=compile_, note=note,
+                           int8_path=int8_path, fp16_path=fp16_path, one_lane=one_lane))
     return out
 
 
@@ -262,7 +263,8 @@ def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str,
     sampler = RssSampler()
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_, int8=int8, fp16=fp16, one_lane=one_lane, log=log):
+        for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_, int8=int8, fp16=fp16,
+                          one_lane=one_lane, log=log):
             for b in batch_sizes:
                 if s.kind == "sr" and b > SR_MAX_BATCH:
                     continue
@@ -295,24 +297,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None, help="minimum seconds per backend per round")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (always on with --device cuda)")
-    p.add_argument("--int8", action="store_true", help="also time each model's int8 variant (bundled NAME-int8, or made by export.quantize)")
-    p.add_argument("--one-lane", action="store_true", help="also time the generators with lanes=1 (one multi-threaded run per batch)")
-    p.add_argument("--fp16", action="store_true", help="also time each model's fp16 variant (made in the run by export.half; for --device cuda)")
+    p.add_argument("--int8", action="store_true",
+                   help="also time each model's int8 variant (bundled NAME-int8, or made by export.quantize)")
+    p.add_argument("--one-lane", action="store_true",
+                   help="also time the generators with lanes=1 (one multi-threaded run per batch)")
+    p.add_argument("--fp16", action="store_true",
+                   help="also time each model's fp16 variant (made in the run by export.half; for --device cuda)")
     a = p.parse_args(argv)
-    batch_sizes = [int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else ([1, 64] if a.quick else list(DEFAULT_BATCH_SIZES))
+    batch_sizes = [int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else (
+        [1, 64] if a.quick else list(DEFAULT_BATCH_SIZES))
     rounds = a.rounds or (3 if a.quick else 5)
     seconds = a.seconds or (0.25 if a.quick else 1.0)
     t0 = time.perf_counter()
     records, gemm = run(models=a.models.split(","), batch_sizes=batch_sizes, threads=a.threads, device=a.device, rounds=rounds,
-                        min_seconds=seconds, compile_=a.compile or a.device == "cuda", int8=a.int8, fp16=a.fp16, one_lane=a.one_lane,
-                        log=lambda m: print(m, file=sys.stderr))
+                        min_seconds=seconds, compile_=a.compile or a.device == "cuda", int8=a.int8, fp16=a.fp16,
+                        one_lane=a.one_lane, log=lambda m: print(m, file=sys.stderr))
     info = {**machine(), "torch": torch.__version__, "threads": a.threads, "device": a.device, "gemm_gflops": gemm,
             "rounds": rounds, "min_seconds": seconds, "seconds_total": round(time.perf_counter() - t0, 1),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if a.device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
     table = markdown_table(records, baseline="torch")
-    head = f"{info['cpu']}, {info['cores']} cores, {a.threads} threads, device {a.device}" + (f" ({info['gpu']})" if a.device == "cuda" else "")
+    head = f"{info['cpu']}, {info['cores']} cores, {a.threads} threads, device {a.device}" + (
+        f" ({info['gpu']})" if a.device == "cuda" else "")
     text = f"{head}; onnxruntime {info['onnxruntime']}, torch {info['torch']}; {info['date']}\n\n{table}\n"
     print(text)
     if a.markdown:

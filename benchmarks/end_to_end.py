@@ -82,8 +82,8 @@ def peak_rss(model: str, n: int, fmt: str, batch_size: int | None, work: Path) -
     seconds = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"ganrt generate -n {n} failed with status {status}")
-    return {"n": n, "format": fmt, "batch_size": batch_size or "measured", "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1),
-            "images_per_s": round(n / seconds, 1)}
+    return {"n": n, "format": fmt, "batch_size": batch_size or "measured", "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "seconds": round(seconds, 1), "images_per_s": round(n / seconds, 1)}
 
 
 def import_seconds(runs: int) -> dict[str, float]:
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rss", default="", help="comma-separated n for the peak-RSS runs, e.g. 20000,200000 (png)")
     p.add_argument("--rss-format", default="png")
     p.add_argument("--import-runs", type=int, default=10, help="fresh processes timing `import ganrt` (0: skip)")
-    p.add_argument("--out", type=Path, default=None, help="folder to write the rounds under (default: the system's temporary folder)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder to write the rounds under (default: the system's temporary folder)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     result = {"model": a.model, "n": a.n, "threads": a.threads, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             "ganrt.sample": lambda: gen.sample(b, batch_size=b),
         }, b, n_rounds=a.rounds, seconds=a.seconds)
         base = res["float+numpy"]
-        print(f"{a.model} batch {b}, {a.threads} thread(s): " + ", ".join(f"{k} {v:,.0f}/s ({v / base:.2f}x)" for k, v in res.items()))
+        print(f"{a.model} batch {b}, {a.threads} thread(s): "
+              + ", ".join(f"{k} {v:,.0f}/s ({v / base:.2f}x)" for k, v in res.items()))
     images = gen.sample(256)
     texts = [{"model": gen.name, "model_sha256": "0" * 64, "seed": "0", "index": str(i), "label": "3", "truncation": "",
               "ganrt": ganrt.__version__, "provider": "CPUExecutionProvider", "precision": "float32"} for i in range(256)]

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                     rates = {k: records[-len(timings) + i].images_per_s for i, k in enumerate(timings)}
                     log(f"{s.name} threads {threads} batch {b}: " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items())
                         + f" images/s; int8/fp32 {rates['ganrt-int8'] / rates['ganrt']:.2f}x, "
-                        f"int8/torch {rates['ganrt-int8'] / rates['torch']:.2f}x, fp32/torch {rates['ganrt'] / rates['torch']:.2f}x")
+                        f"int8/torch {rates['ganrt-int8'] / rates['torch']:.2f}x, "
+                        f"fp32/torch {rates['ganrt'] / rates['torch']:.2f}x")
     info = {**machine(), "torch": torch.__version__, "rounds": a.rounds, "min_seconds": a.seconds,
             "seconds_total": round(time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "quality": quality}

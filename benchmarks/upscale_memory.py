@@ -51,10 +51,12 @@ def main() -> None:
     if args.child:
         print(json.dumps(_child(args.model, width, height, args.tile[0])))
         return
-    print("| model | input | output | tile | seconds | peak RSS MB | RSS before MB | output MB | float band MB | working set MB |")
+    print("| model | input | output | tile | seconds | peak RSS MB | RSS before MB | output MB "
+          "| float band MB | working set MB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for tile in args.tile:
-        cmd = [sys.executable, "-m", "benchmarks.upscale_memory", "--child", "--model", args.model, "--size", args.size, "--tile", str(tile)]
+        cmd = [sys.executable, "-m", "benchmarks.upscale_memory", "--child", "--model", args.model, "--size", args.size,
+               "--tile", str(tile)]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         print(f"| {r['model']} | {r['input']} | {r['output']} | {r['tile']} | {r['seconds']} | {r['peak_rss_mb']} | "
               f"{r['rss_before_upscale_mb']} | {r['output_mb']} | {r['band_mb']} | {r['working_set_mb']} |", flush=True)

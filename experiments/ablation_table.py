@@ -28,7 +28,8 @@ def score(model: Path) -> dict:
 
 
 def main(root: str = "runs/ablation") -> None:
-    rows = ["| variant | flag | seeds | FD (lower) | label accuracy | IS | precision | recall |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| variant | flag | seeds | FD (lower) | label accuracy | IS | precision | recall |",
+            "|---|---|---|---|---|---|---|---|"]
     real = None
     for v, flag in VARIANTS.items():
         reports = [score(p) for p in sorted(Path(root).glob(f"{v}-s*/model.onnx"))]
@@ -39,7 +40,8 @@ def main(root: str = "runs/ablation") -> None:
 
         def cell(key: str, fmt: str) -> str:
             vals = [x[key] for x in g]
-            return " / ".join(format(x, fmt) for x in vals) + (f" (mean {format(sum(vals) / len(vals), fmt)})" if len(vals) > 1 else "")
+            return " / ".join(format(x, fmt) for x in vals) + (
+                f" (mean {format(sum(vals) / len(vals), fmt)})" if len(vals) > 1 else "")
 
         rows.append(f"| {v} | {flag} | {len(g)} | {cell('frechet_distance', '.2f')} | {cell('label_accuracy', '.3f')} | "
                     f"{cell('inception_score', '.2f')} | {cell('precision', '.3f')} | {cell('recall', '.3f')} |")

@@ -72,7 +72,8 @@ def markdown_table(model: str, scores: list[SRScore]) -> str:
                     f"| {sc.ssim_bicubic:.4f} | {sc.ssim_model:.4f} |")
     mean = lambda f: float(np.mean([getattr(sc, f) for sc in scores]))  # noqa: E731
     rows.append(f"| | **mean** | {mean('psnr_bicubic'):.2f} | {mean('psnr_model'):.2f} | "
-                f"**{mean('psnr_model') - mean('psnr_bicubic'):+.2f} dB** | {mean('ssim_bicubic'):.4f} | {mean('ssim_model'):.4f} |")
+                f"**{mean('psnr_model') - mean('psnr_bicubic'):+.2f} dB** | {mean('ssim_bicubic'):.4f} | "
+                f"{mean('ssim_model'):.4f} |")
     return "\n".join(rows)
 
 

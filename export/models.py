@@ -98,7 +98,8 @@ class Classifier(nn.Module):
         def block(cin: int, cout: int, n: int) -> list[nn.Module]:
             out: list[nn.Module] = []
             for i in range(n):
-                out += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+                out += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                        nn.ReLU(inplace=True)]
             return out + [nn.MaxPool2d(2)]
 
         self.body = nn.Sequential(*block(cfg.channels, w, 2), *block(w, 2 * w, 2), *block(2 * w, 4 * w, 1))

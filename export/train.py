@@ -163,7 +163,8 @@ def _start_run(run_dir: str | os.PathLike, resume: bool, kind: str, cfg, tcfg):
     path = run_dir / CHECKPOINT_NAME
     if not resume:
         if path.exists():
-            raise CheckpointError(f"{run_dir} already holds a checkpoint; pass --resume to continue it or choose another --run-dir")
+            raise CheckpointError(f"{run_dir} already holds a checkpoint; pass --resume to continue it "
+                                  "or choose another --run-dir")
         return run_dir, None, cfg, tcfg
     ck = load_checkpoint(path)
     if ck.kind != kind:

@@ -103,6 +103,7 @@ def classifier_stats(classifier_path) -> Path:
 
     clf = ganrt.load(classifier_path)
     test = load_dataset("digits", split="test")
-    stats = make_reference(clf, test.images.permute(0, 2, 3, 1).contiguous().numpy(), test.labels.numpy(), data="digits test split")
+    stats = make_reference(clf, test.images.permute(0, 2, 3, 1).contiguous().numpy(), test.labels.numpy(),
+                           data="digits test split")
     stats.save(stats_path(clf))
     return stats_path(clf)

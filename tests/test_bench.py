@@ -26,7 +26,8 @@ from ganrt.tools.bench import GEMM_MODEL, RssSampler, bench_model, markdown_tabl
 def test_gemm_model_is_the_matmul_onnx_helper_builds():
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["m", "k"]), helper.make_tensor_value_info("b", TensorProto.FLOAT, ["k", "n"])],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["m", "k"]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["k", "n"])],
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, ["m", "n"])])
     built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
     assert built.SerializeToString() == GEMM_MODEL
@@ -126,7 +127,8 @@ def test_torch_twin_computes_what_the_file_computes(dcgan_path, sr2_path):
     model, _ = torch_twin(sr2_path)
     x = np.random.default_rng(2).random((1, 3, 9, 11), dtype=np.float32)
     with torch.inference_mode():
-        np.testing.assert_allclose(model(torch.from_numpy(x)).numpy(), create_session(sr2_path).run(None, {"image": x})[0], atol=1e-5)
+        np.testing.assert_allclose(model(torch.from_numpy(x)).numpy(), create_session(sr2_path).run(None, {"image": x})[0],
+                                   atol=1e-5)
 
 
 def test_compare_runner_end_to_end(dcgan_path):
@@ -230,6 +232,7 @@ def test_batch_size_is_measured_for_long_runs_and_changes_no_image(cgan_path, mo
     assert sizes == [48] * 6 + [12]
     assert [len(b.images) for b in gen.iter_batches(299, seed=4)] == [64] * 4 + [43]  # short runs: the default
     gen.__dict__["tuned_batch_size"] = 512  # but at least TUNE_MIN_BATCHES batches a run
-    assert [len(b.images) for b in gen.iter_batches(6400, seed=4)] == [6400 // generator.TUNE_MIN_BATCHES] * generator.TUNE_MIN_BATCHES
+    assert [len(b.images) for b in gen.iter_batches(6400, seed=4)] == [
+        6400 // generator.TUNE_MIN_BATCHES] * generator.TUNE_MIN_BATCHES
     gen.__dict__["tuned_batch_size"] = 48
     assert np.array_equal(gen.sample(300, seed=4), gen.sample(300, seed=4, batch_size=7))

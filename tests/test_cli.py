@@ -29,7 +29,8 @@ def ganrt(*args, check=False):
 
 
 def test_generate_png_files_and_grid(cgan_path, tmp_path):
-    res, _ = run("generate", "--model", cgan_path, "-n", 12, "--seed", 4, "--out", tmp_path / "o", "--grid", tmp_path / "g.png", "--no-progress")
+    res, _ = run("generate", "--model", cgan_path, "-n", 12, "--seed", 4, "--out", tmp_path / "o", "--grid", tmp_path / "g.png",
+                 "--no-progress")
     assert res.exit_code == 0, res.output
     files = sorted(os.listdir(tmp_path / "o"))
     assert files == [f"{i:06d}.png" for i in range(12)] + ["manifest.jsonl"]
@@ -67,7 +68,8 @@ def test_output_folder_with_images_is_refused_unless_overwrite(cgan_path, tmp_pa
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     res, _ = run("generate", "--model", cgan_path, "-n", 3, "--seed", 1, "--out", tmp_path, "--overwrite")
     assert res.exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000.png", "000001.png", "000002.png", "manifest.jsonl"]  # runs never mix
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000.png", "000001.png", "000002.png",
+                                                          "manifest.jsonl"]  # runs never mix
 
 
 @pytest.mark.parametrize("args, message", [

@@ -35,7 +35,8 @@ def test_doctor_command(cgan_path):
     assert out.returncode == 0, out.stderr
     for word in ("onnxruntime", "CPUExecutionProvider: runs", "cpu features", "AVX2", "threads", "--device auto"):
         assert word in out.stdout
-    out = subprocess.run([str(BIN / "ganrt"), "doctor", "--json", "--model", str(cgan_path)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([str(BIN / "ganrt"), "doctor", "--json", "--model", str(cgan_path)],
+                         capture_output=True, text=True, timeout=120)
     assert json.loads(out.stdout)["check_model"] == str(cgan_path)
 
 
@@ -45,6 +46,7 @@ def test_cuda_never_runs_silently_on_the_cpu(cgan_path, tmp_path):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         assert ganrt.load(cgan_path, device="cuda").provider == "CUDAExecutionProvider"
         return
-    out = subprocess.run([str(BIN / "ganrt"), "generate", "--model", str(cgan_path), "--device", "cuda", "--out", str(tmp_path / "o")],
+    out = subprocess.run([str(BIN / "ganrt"), "generate", "--model", str(cgan_path), "--device", "cuda",
+                          "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "CUDAExecutionProvider" in out.stderr and not (tmp_path / "o").exists()

@@ -118,7 +118,8 @@ def test_evaluate_rejects_n_below_one(cgan, classifier_path, classifier_stats, n
 def test_extractor_shape_mismatch_names_the_shape_needed(cgan, classifier_path, classifier_stats):
     clf = ganrt.load(classifier_path)
     big = types.SimpleNamespace(name="big-classifier", image_shape=(64, 64, 3), num_classes=10)
-    with pytest.raises(ParameterError, match=r"'big-classifier' needs \(64, 64, 3\) uint8 images; 'tiny-cgan' makes \(32, 32, 1\)"):
+    with pytest.raises(ParameterError,
+                       match=r"'big-classifier' needs \(64, 64, 3\) uint8 images; 'tiny-cgan' makes \(32, 32, 1\)"):
         evaluate(cgan, big, n=10, stats=load_reference(clf))
 
 

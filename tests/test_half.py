@@ -88,7 +88,8 @@ def test_cli_quantize_fp16(cgan_path, tmp_path):
     from ganrt_export.cli import cli
 
     out = tmp_path / "h.onnx"
-    res = CliRunner().invoke(cli, ["quantize", str(cgan_path), str(out), "--precision", "fp16", "--check-n", "200", "--classifier", ""])
+    res = CliRunner().invoke(cli, ["quantize", str(cgan_path), str(out), "--precision", "fp16", "--check-n", "200",
+                                   "--classifier", ""])
     assert res.exit_code == 0, res.output
     assert "fp16 vs float32 on 200 images: PSNR" in res.output
     assert ganrt.load(out).precision == "float16"

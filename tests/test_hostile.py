@@ -102,7 +102,8 @@ def test_missing_malformed_or_oversized_metadata(tmp_path, meta, match):
           nodes=[helper.make_node("Reshape", ["z", "shape"], ["image"]), helper.make_node("Identity", ["label"], ["unused"])]),
      info(num_classes=3), "input label is tensor(float)"),
     (dict(inputs=[helper.make_tensor_value_info("z", TensorProto.DOUBLE, ["N", 4])],
-          nodes=[helper.make_node("Cast", ["z"], ["zf"], to=TensorProto.FLOAT), helper.make_node("Reshape", ["zf", "shape"], ["image"])]),
+          nodes=[helper.make_node("Cast", ["z"], ["zf"], to=TensorProto.FLOAT),
+                 helper.make_node("Reshape", ["zf", "shape"], ["image"])]),
      info(), "input z is tensor(double)"),
     ({}, info(image_shape=[3, 3, 1]), "has shape ['N', 1, 2, 2], metadata says (N, 1, 3, 3)"),
 ])

@@ -132,7 +132,8 @@ def test_same_bytes_across_processes_threads_and_batch_sizes(cgan_path):
 
 def test_eight_threads_mixing_every_sampling_call_match_serial_calls(cgan):
     calls = [lambda s=s: cgan.sample(9, seed=s, batch_size=s + 1, truncation=0.7) for s in range(3)]
-    calls += [lambda s=s: np.concatenate([b.images for b in cgan.iter_batches(9, seed=s, batch_size=4, start=50)]) for s in range(3)]
+    calls += [lambda s=s: np.concatenate([b.images for b in cgan.iter_batches(9, seed=s, batch_size=4, start=50)])
+              for s in range(3)]
     calls += [lambda: cgan.images_at([5, 3, 99], seed=-1, labels=[2, 2, 7]), lambda: cgan.interpolate(0, 1, 6, seed=4)]
     expected = [f() for f in calls]
     results, errors = [None] * len(calls), []
@@ -156,7 +157,8 @@ def test_eight_threads_mixing_every_sampling_call_match_serial_calls(cgan):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(h=st.integers(1, 40), w=st.integers(1, 40), tile=st.integers(1, 48), overlap=st.integers(0, 47), seed=st.integers(0, 2**32))
+@given(h=st.integers(1, 40), w=st.integers(1, 40), tile=st.integers(1, 48), overlap=st.integers(0, 47),
+       seed=st.integers(0, 2**32))
 def test_upscaler_tile_sizes(sr2, h, w, tile, overlap, seed):
     """Any image size, tile and overlap: the right shape, or a ParameterError for overlap >= tile;
     with overlap >= 2 x receptive radius the tiles equal the whole image within 2/255."""

@@ -61,7 +61,8 @@ def test_int8_file_samples_uint8_images_close_to_fp32(cgan_int8, cgan):
     ref = cgan.sample(7, seed=3, labels=2)
     assert np.mean(np.abs(images.astype(int) - ref.astype(int))) < 3.0  # 35 dB is an RMS error of 4.5 levels
     ops = {n.op_type for n in onnx.load(path).graph.node}
-    assert ops >= {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "Transpose"} and not ops & {"ConvTranspose", "DepthToSpace"}
+    assert ops >= {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm",
+                   "Transpose"} and not ops & {"ConvTranspose", "DepthToSpace"}
     # static scales: an image does not depend on the batch it was made in (resume and replay rely on it)
     np.testing.assert_array_equal(q.sample(20, seed=4, batch_size=20), q.sample(20, seed=4, batch_size=3))
 

@@ -44,7 +44,8 @@ def test_every_png_carries_its_provenance_and_the_manifest_lists_it(cgan, cgan_p
     for e, image in zip(m.entries, expected):
         im = Image.open(tmp_path / e["file"])
         assert im.text == {"model": "tiny-cgan", "model_sha256": sha, "seed": "-7", "index": str(e["index"]), "label": "3",
-                           "truncation": "0.8", "ganrt": ganrt.__version__, "provider": "CPUExecutionProvider", "precision": "float32"}
+                           "truncation": "0.8", "ganrt": ganrt.__version__, "provider": "CPUExecutionProvider",
+                           "precision": "float32"}
         np.testing.assert_array_equal(np.asarray(im)[..., None], image)
         assert e["image_sha256"] == hashlib.sha256(image.tobytes()).hexdigest()
         assert e["file_sha256"] == hashlib.sha256((tmp_path / e["file"]).read_bytes()).hexdigest()
@@ -136,9 +137,11 @@ def test_replay_reports_files_that_changed(cgan, tmp_path):
     assert all(im.reproduced for im in report.images) and not report.ok
     out = subprocess.run([str(BIN / "ganrt"), "replay", str(res.manifest)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "6 images: 6 reproduced bit-exactly, 3 files on disk match" in out.stdout
-    out = subprocess.run([str(BIN / "ganrt"), "replay", str(res.manifest), "--index", "4"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([str(BIN / "ganrt"), "replay", str(res.manifest), "--index", "4"],
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "000004.png  reproduced  file: match" in out.stdout
-    out = subprocess.run([str(BIN / "ganrt"), "replay", str(res.manifest), "--index", "9"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([str(BIN / "ganrt"), "replay", str(res.manifest), "--index", "9"],
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.strip() == f"error: image 9 is not in {res.manifest} (it records images 0..5)"
 
 
@@ -285,7 +288,8 @@ def test_full_disk_gives_one_error_and_leaves_no_partial_file(cgan, tmp_path, mo
 
 
 def test_a_really_full_disk(cgan, tmp_path):
-    """A 128 KiB tmpfs fills up mid-run (room for more than the batches written ahead); after it grows, --resume finishes the run byte-identical (needs root)."""
+    """A 128 KiB tmpfs fills up mid-run (room for more than the batches written ahead); after it grows, --resume
+    finishes the run byte-identical (needs root)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mnt)], capture_output=True).returncode:

@@ -111,7 +111,8 @@ def test_sr_training_resumes_to_the_same_weights_and_stage_two_starts_from_stage
     assert resumed.epoch == 2 and _states_equal(straight.state["G"], resumed.state["G"])
     with pytest.raises(CheckpointError, match="--init"):
         train_sr(cfg, tcfg(stage="adversarial"), tmp_path / "c", progress=False)
-    adv = load_checkpoint(train_sr(cfg, tcfg(stage="adversarial", init=str(tmp_path / "a"), epochs=1), tmp_path / "d", progress=False))
+    adv = load_checkpoint(train_sr(cfg, tcfg(stage="adversarial", init=str(tmp_path / "a"), epochs=1), tmp_path / "d",
+                                   progress=False))
     assert adv.epoch == 1 and "D" in adv.state and adv.history[0]["loss_d"] > 0
     assert not _states_equal(adv.state["G"], straight.state["G"])  # stage 2 moved the stage-1 weights
 

@@ -77,7 +77,8 @@ def test_the_repository_holds_the_model_a_config_and_a_client(cgan, tmp_path):
     z, label = cfg["input"]
     assert z == {"name": ["z"], "data_type": ["TYPE_FP32"], "dims": [[100]]}  # batch dimension left to Triton
     assert label == {"name": ["label"], "data_type": ["TYPE_INT64"], "dims": [[1]], "reshape": [{"shape": [[]]}]}
-    assert cfg["output"] == [{"name": ["image"], "data_type": ["TYPE_UINT8"], "dims": [[32, 32, 1]]}]  # post-processed in the graph
+    assert cfg["output"] == [{"name": ["image"], "data_type": ["TYPE_UINT8"],
+                              "dims": [[32, 32, 1]]}]  # post-processed in the graph
     assert cfg["instance_group"] == [{"count": [2], "kind": ["KIND_CPU"]}]
     assert cfg["dynamic_batching"] == [{"preferred_batch_size": [[64, 256]], "max_queue_delay_microseconds": [100]}]
     assert "optimization" not in cfg
@@ -157,7 +158,8 @@ class StandInServer:
             assert tensor.name == spec["name"][0] and "TYPE_" + tensor.datatype == spec["data_type"][0]
             batch, *dims = tensor.shape
             assert 1 <= batch <= cfg["max_batch_size"][0] and dims == spec["dims"][0]
-            feeds[tensor.name] = tensor.array.reshape([batch, *spec["reshape"][0]["shape"][0]]) if "reshape" in spec else tensor.array
+            feeds[tensor.name] = tensor.array.reshape(
+                [batch, *spec["reshape"][0]["shape"][0]]) if "reshape" in spec else tensor.array
         self.batches.append(batch)
         session = create_session(self.repo / model / "1" / "model.onnx")
         result = dict(zip(outputs, session.run(outputs, feeds)))
@@ -193,5 +195,6 @@ def test_the_cli_exports_and_refuses_a_model_that_is_not_a_generator(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert read_config(tmp_path / "fashion-dcgan")["instance_group"][0]["kind"] == ["KIND_GPU"]
-    out = subprocess.run([str(BIN / "ganrt"), "export-triton", "sr-x2", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([str(BIN / "ganrt"), "export-triton", "sr-x2", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.startswith("error: 'sr-x2' is an upscaler model, not a generator")

@@ -68,7 +68,8 @@ def test_alpha_is_upscaled_separately_with_bicubic(sr2):
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16", "1"])
 def test_pillow_images_in_and_out(sr2, mode):
-    im = Image.fromarray(photo(16, 20)).convert(mode) if mode != "I;16" else Image.fromarray(photo(16, 20, c=1).astype(np.uint16) * 257)
+    im = Image.fromarray(photo(16, 20)).convert(mode) if mode != "I;16" else Image.fromarray(
+        photo(16, 20, c=1).astype(np.uint16) * 257)
     out = sr2.upscale(im)
     assert isinstance(out, Image.Image) and out.size == (40, 32)
     assert out.mode in ("L", "RGB", "RGBA", "LA")

@@ -15,7 +15,8 @@ from ganrt.kinds.registry import load
 
 @click.command("eval")
 @click.argument("model", default=DEFAULT_MODEL)
-@click.option("-n", "n", type=int, default=10_000, show_default=True, help="Generated samples (classes evenly for conditional models).")
+@click.option("-n", "n", type=int, default=10_000, show_default=True,
+              help="Generated samples (classes evenly for conditional models).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--classifier", default="fashion-classifier", show_default=True, help="Feature extractor and judge.")
 @click.option("--stats", type=click.Path(dir_okay=False, path_type=Path), default=None,

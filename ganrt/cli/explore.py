@@ -21,7 +21,8 @@ from ganrt.io.images import make_grid, save_gif, save_grid
 @click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
 @click.option("--truncation", type=float, default=None)
 @device_option
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help=".png: a rows x steps grid; .gif: an animation.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help=".png: a rows x steps grid; .gif: an animation.")
 @click.option("--overwrite", is_flag=True)
 def interpolate(model, seed, rows, steps, label, method, truncation, device, out, overwrite):
     """Walk the latent space between pairs of images: a grid PNG or an animated GIF."""
@@ -49,13 +50,17 @@ def _int_list(text: str, option: str) -> list[int]:
 @click.command()
 @click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--keyframes", default="0,1,2,3", show_default=True, help="Images whose latents the walk visits (then back to the first).")
-@click.option("--classes", default=None, help="Instead: one latent (--index) through these classes' label embeddings, e.g. 'all' or 0,7,9.")
-@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True, help="The image whose latent a --classes tour keeps.")
+@click.option("--keyframes", default="0,1,2,3", show_default=True,
+              help="Images whose latents the walk visits (then back to the first).")
+@click.option("--classes", default=None,
+              help="Instead: one latent (--index) through these classes' label embeddings, e.g. 'all' or 0,7,9.")
+@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The image whose latent a --classes tour keeps.")
 @click.option("--steps", type=click.IntRange(min=2), default=12, show_default=True, help="Frames per leg.")
 @click.option("--label", default=None, help="Class for a latent walk of a conditional model (default 0).")
 @click.option("--truncation", type=float, default=None)
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help=".gif: the looping animation; .png: its frames as a grid.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help=".gif: the looping animation; .png: its frames as a grid.")
 @click.option("--overwrite", is_flag=True)
 def walk(model, seed, keyframes, classes, index, steps, label, truncation, out, overwrite):
     """A looping walk through latent space (or, with --classes, between label embeddings) as an animated GIF."""

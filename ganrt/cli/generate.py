@@ -29,15 +29,21 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_ru
 @threads_option
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for 000000.png, ... (or npz shards).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="png", show_default=True)
-@click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True, help="Images per npz shard.")
-@click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None, help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (its files are removed first) and an existing --grid.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True,
+              help="Images per npz shard.")
+@click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier run in --out (its files are removed first) and an existing --grid.")
 @click.option("--upscale", "upscale_model", default=None, help="Then upscale every image with this upscaler (e.g. sr-x4).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out (same arguments): checks its manifest and model, makes only the missing images.")
+@click.option("--resume", is_flag=True,
+              help="Continue the interrupted run in --out (same arguments): checks its manifest and model, "
+                   "makes only the missing images.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
               help="Shard the run over a Ray cluster (extra 'ray'): HOST:PORT, or no value for the local instance. Same files.")
-@click.option("--ray-workers", type=click.IntRange(min=1), default=None, help="With --ray: actors (default: one per CPU; per GPU with --device cuda).")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=None,
+              help="With --ray: actors (default: one per CPU; per GPU with --device cuda).")
 def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, shard_size, grid,
              overwrite, upscale_model, resume, progress, ray_address, ray_workers):
     """Generate N images with a generator model (with manifest.jsonl: provenance of every image)."""
@@ -84,9 +90,11 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
 
 @click.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--index", "indices", type=click.IntRange(min=0), multiple=True, help="Replay only image I (repeatable; default: all).")
+@click.option("--index", "indices", type=click.IntRange(min=0), multiple=True,
+              help="Replay only image I (repeatable; default: all).")
 @click.option("--model", "-m", default=None, help="The run's model file, if not where the manifest says (its sha256 must match).")
-@click.option("--device", type=click.Choice(("cpu", "cuda", "tensorrt")), default=None, help="Default: the kind of device the run was made on.")
+@click.option("--device", type=click.Choice(("cpu", "cuda", "tensorrt")), default=None,
+              help="Default: the kind of device the run was made on.")
 @threads_option
 def replay(manifest, indices, model, device, threads):
     """Regenerate a run's images from MANIFEST (or its folder, or one PNG's text chunks) and check them bit for bit."""
@@ -99,7 +107,8 @@ def replay(manifest, indices, model, device, threads):
     for im in report.images:
         if indices or not im.ok:
             if shown < 20 or indices:
-                click.echo(f"  {im.index:>8}  {im.file}  {'reproduced' if im.reproduced else 'NOT reproduced'}  file: {im.on_disk}")
+                click.echo(f"  {im.index:>8}  {im.file}  {'reproduced' if im.reproduced else 'NOT reproduced'}  "
+                           f"file: {im.on_disk}")
             shown += 1
     good = sum(im.reproduced for im in report.images)
     match = sum(im.on_disk == "match" for im in report.images)
@@ -107,7 +116,8 @@ def replay(manifest, indices, model, device, threads):
     click.echo(f"{total} images: {good} reproduced bit-exactly, {match} files on disk match")
     if not report.ok:
         if report.provider != report.recorded_provider:
-            click.echo(f"note: bit-exact replay is promised on the device kind the run was made on ({report.recorded_provider})", err=True)
+            click.echo(f"note: bit-exact replay is promised on the device kind the run was made on ({report.recorded_provider})",
+                       err=True)
         sys.exit(1)
 
 

@@ -77,7 +77,8 @@ def models():
 @click.option("--seconds", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Minimum seconds per round.")
 @device_option
 @threads_option
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write the records as JSON.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the records as JSON.")
 def bench(model, batch_sizes, rounds, seconds, device, threads, json_path):
     """Measure MODEL on this machine: images/s, latency, peak RSS and GFLOP/s beside the GEMM ceiling."""
     from ganrt.tools.bench import bench_model, machine, markdown_table, to_json

@@ -16,7 +16,8 @@ GRID_MAX = 256  # --grid shows at most the first 256 images (16 x 16)
 
 device_option = click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                               help="cuda never falls back to the CPU silently; auto picks CUDA when it works.")
-threads_option = click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default: one per core).")
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="onnxruntime threads (default: one per core).")
 
 
 def load_generator(model: str, device: str, threads: int | None, *, spin: bool = True) -> Generator:

@@ -18,7 +18,8 @@ from ganrt.cli.options import load_generator
 @click.option("--kind", type=click.Choice(("cpu", "gpu")), default="cpu", show_default=True, help="Instance group kind.")
 @click.option("--tensorrt", is_flag=True, help="GPU: run through onnxruntime's TensorRT provider (FP32).")
 @click.option("--tensorrt-fp16", is_flag=True, help="GPU: TensorRT in FP16 (faster; images not bit-equal to local ones).")
-@click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True, help="Dynamic batching: wait this long to fill a batch.")
+@click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Dynamic batching: wait this long to fill a batch.")
 @click.option("--overwrite", is_flag=True, help="Replace the files of an earlier export of this model in OUTDIR.")
 def export_triton(model, outdir, name, max_batch_size, instances, kind, tensorrt, tensorrt_fp16, max_queue_delay_us, overwrite):
     """Write a Triton Inference Server model repository for MODEL (a generator) into OUTDIR, with a client example."""

@@ -44,7 +44,8 @@ def _expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder for the upscaled PNGs.")
 @click.option("--tile", type=click.IntRange(min=1), default=None, help="Tile side in input pixels (default 256): bounds memory.")
 @click.option("--overlap", type=click.IntRange(min=0), default=None, help="Tile overlap in input pixels (default: exact tiles).")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, help="Refuse larger inputs.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse larger inputs.")
 @device_option
 @threads_option
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")

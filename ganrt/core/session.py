@@ -66,8 +66,8 @@ def _provider_list(device: str, available: list[str], *, cuda_graph: bool = Fals
     return [_PROVIDERS["cpu"]]
 
 
-def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", threads: int | None = None, source: str | None = None,
-                   spin: bool = True, cuda_graph: bool = False) -> Any:
+def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", threads: int | None = None,
+                   source: str | None = None, spin: bool = True, cuda_graph: bool = False) -> Any:
     """An ``InferenceSession`` for ``model`` (a path or serialized bytes) on ``device``.
 
     ``cpu``, ``cuda`` and ``tensorrt`` are strict; ``auto`` takes CUDA when it is available and starts, else CPU.

@@ -186,8 +186,10 @@ class ReferenceStats:
 
         arrays = {k: getattr(self, k) for k in ("mu", "sigma", "heldout_logits", "heldout_labels")}
         # float16 features: half the size, and 3 significant digits move FD / P&R by far less than their sampling noise
-        arrays |= {"pr_features": self.pr_features.astype(np.float16), "heldout_features": self.heldout_features.astype(np.float16)}
-        meta = {"format": STATS_FORMAT, "classifier_sha256": self.classifier_sha256, "data": self.data, "n_reference": self.n_reference}
+        arrays |= {"pr_features": self.pr_features.astype(np.float16),
+                   "heldout_features": self.heldout_features.astype(np.float16)}
+        meta = {"format": STATS_FORMAT, "classifier_sha256": self.classifier_sha256, "data": self.data,
+                "n_reference": self.n_reference}
         atomic_write(path, encode_npz(meta=np.array(repr(meta)), **arrays))
 
     @classmethod

@@ -100,7 +100,8 @@ def _bomb_message(path: Path, text: str, max_pixels: int) -> str:
         return f"{path}: {text.split(', could be')[0]} (Pillow's decompression-bomb guard)"
     n, pillow_limit = int(found[1]), int(found[2])
     if n > max_pixels:
-        return f"{path} declares {n:,} pixels, over the limit of {max_pixels:,}; raise it with --max-pixels (Pillow's decompression-bomb guard stops anything over {pillow_limit:,})"
+        return (f"{path} declares {n:,} pixels, over the limit of {max_pixels:,}; raise it with --max-pixels "
+                f"(Pillow's decompression-bomb guard stops anything over {pillow_limit:,})")
     return f"{path} declares {n:,} pixels, over Pillow's decompression-bomb guard of {pillow_limit:,}, which ganrt keeps on"
 
 
@@ -139,5 +140,6 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         except Image.DecompressionBombError as exc:
             raise ImageError(_bomb_message(path, str(exc), max_pixels)) from None
         except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"{path} is truncated or corrupt: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise ImageError(f"{path} is truncated or corrupt: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     return im

@@ -138,7 +138,8 @@ class Generator(Model):
             if label.strip().lstrip("-").isdigit():
                 label = int(label)
             else:
-                raise LabelError(f"unknown class {label!r} for '{self.name}'; classes: {', '.join(self.class_names) or f'0..{k - 1}'}")
+                raise LabelError(f"unknown class {label!r} for '{self.name}'; "
+                                 f"classes: {', '.join(self.class_names) or f'0..{k - 1}'}")
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
             raise LabelError(f"a label must be a class index or name, got {label!r}")
         if not 0 <= int(label) < k:
@@ -237,7 +238,8 @@ class Generator(Model):
         if self._graphs is not None:  # a session that captures CUDA graphs: this call stays outside them
             (x,) = self._graphs.run_uncaptured([self._output], feeds)
         else:
-            (x,) = run_session(self.session, [self._output], feeds, source=self.source)  # uint8 (B, H, W, C) or float (B, C, H, W)
+            (x,) = run_session(self.session, [self._output], feeds,
+                               source=self.source)  # uint8 (B, H, W, C) or float (B, C, H, W)
         h, w, c = self.image_shape
         expected = (len(z), h, w, c) if self._uint8 else (len(z), c, h, w)
         if x.shape != expected:

@@ -87,7 +87,8 @@ class Upscaler(Model):
         return np.stack([self.upscale(im, tile=tile, overlap=overlap, batch_size=batch_size) for im in images])
 
     # -- layouts ----------------------------------------------------------------------------
-    def check_options(self, *, tile: int | None = None, overlap: int | None = None, batch_size: int | None = None) -> tuple[int, int, int]:
+    def check_options(self, *, tile: int | None = None, overlap: int | None = None,
+                      batch_size: int | None = None) -> tuple[int, int, int]:
         """Validated (tile, overlap, batch_size), defaults filled in; raises ParameterError."""
         return check_tile_options(tile=DEFAULT_TILE if tile is None else tile, overlap=overlap,
                                   batch_size=DEFAULT_BATCH_SIZE if batch_size is None else batch_size,

@@ -166,7 +166,8 @@ class ShardWorker:
         self._error: GanrtError | None = None
         try:
             self._gen = model.load(self._files.name, device=device, threads=threads, kind="generator")
-            self._up = None if upscaler is None else upscaler.load(self._files.name, device=device, threads=threads, kind="upscaler")
+            self._up = None if upscaler is None else upscaler.load(self._files.name, device=device, threads=threads,
+                                                                   kind="upscaler")
         except GanrtError as exc:  # raised from ready() instead: a failed constructor reaches the driver as a bare "actor died"
             self._error = exc
 
@@ -203,7 +204,8 @@ def _host_port(address: str) -> tuple[str, int]:
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise ParameterError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379), 'auto', or empty for a local instance")
+        raise ParameterError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379), 'auto', "
+                             "or empty for a local instance")
     return host.strip("[]"), int(port)
 
 

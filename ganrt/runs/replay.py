@@ -89,7 +89,8 @@ def replay(
             raise ManifestError(f"image {missing[0]} is not in {path} (it records images {have})")
         entries = [by_index[i] for i in indices]
     gen = _load_recorded(model if model is not None else header.model, header.model_sha256, header.provider, device, threads)
-    up = _load_recorded(header.upscaler, header.upscaler_sha256, header.provider, device, threads, kind="upscaler") if header.upscaler else None
+    up = _load_recorded(header.upscaler, header.upscaler_sha256, header.provider, device, threads,
+                        kind="upscaler") if header.upscaler else None
     folder = path.parent
     fmt = get_format(header.format)
     cache: dict = {}  # what the format keeps between images of one replay (shards already read)
@@ -145,7 +146,8 @@ def _replay_png(path: Path, *, model, device, threads) -> ReplayReport:
         on_disk = "match" if np.array_equal(read_png(path, shape=image.shape)[0], image) else "differs"
     except GanrtError as exc:
         on_disk = f"unreadable: {exc}"
-    return ReplayReport(path, gen.source, sha256, provider, gen.provider, (ReplayedImage(index, path.name, on_disk == "match", on_disk),))
+    return ReplayReport(path, gen.source, sha256, provider, gen.provider,
+                        (ReplayedImage(index, path.name, on_disk == "match", on_disk),))
 
 
 def _compare_on_disk(fmt, folder: Path, entry: dict, image: np.ndarray, header, cache: dict) -> str:

@@ -82,7 +82,8 @@ def prepare_output(folder: str | Path, *, overwrite: bool) -> Path:
     return folder
 
 
-WRITE_AHEAD = 2  # batches being encoded and written while the next ones are sampled (with a 1 ms GIL switch: 2 writers +22% over 4, NOTES)
+WRITE_AHEAD = 2  # batches being encoded and written while the next ones are sampled (with a 1 ms GIL switch:
+#                  2 writers +22% over 4, NOTES)
 # Python hands the GIL to a waiting thread every 5 ms by default. In a run, the sampling lanes, the
 # writers and this thread each need it briefly between long calls that release it, and at 5 ms they
 # queue behind one another: 1.79 of 2 cores busy. At 1 ms: 1.87, +19% PNG images/s (NOTES).
@@ -191,7 +192,8 @@ def model_location(model) -> str:
     from ganrt.core.bundled import available_models
 
     path = Path(model.path).resolve() if model.path is not None else None
-    return next((name for name, p in available_models().items() if path is not None and p.resolve() == path), str(path or model.source))
+    return next((name for name, p in available_models().items() if path is not None and p.resolve() == path),
+                str(path or model.source))
 
 
 def upscaled(batches: Iterator[Batch], upscaler) -> Iterator[Batch]:

@@ -119,9 +119,11 @@ def model_config(gen: Generator, config: TritonConfig) -> dict:
         "max_batch_size": config.max_batch_size,
         "input": tensors,
         # uint8 (N, H, W, C) from a graph that ends in the post-processing; float (N, C, H, W) from older files
-        "output": [{"name": out.name, "data_type": _type(gen, out), "dims": [h, w, c] if out.type == "tensor(uint8)" else [c, h, w]}],
+        "output": [{"name": out.name, "data_type": _type(gen, out),
+                    "dims": [h, w, c] if out.type == "tensor(uint8)" else [c, h, w]}],
         "instance_group": [{"count": config.instances, "kind": Enum(f"KIND_{config.kind.upper()}")}],
-        "dynamic_batching": {"preferred_batch_size": list(config.preferred()), "max_queue_delay_microseconds": config.max_queue_delay_us},
+        "dynamic_batching": {"preferred_batch_size": list(config.preferred()),
+                             "max_queue_delay_microseconds": config.max_queue_delay_us},
     }
     if config.tensorrt or config.tensorrt_fp16:
         trt = {"name": "tensorrt", "parameters": [
