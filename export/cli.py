@@ -27,10 +27,21 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+TORCH_FREE = ("adopt",)  # commands that need onnx and onnxruntime only
+
+
 @click.group()
-def cli() -> None:
-    """Train DCGAN / cGAN generators and the sample classifier, and export them to ONNX."""
-    _require_torch()
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Train DCGAN / cGAN generators and the sample classifier, export them, or bring your own model."""
+    if ctx.invoked_subcommand in TORCH_FREE:
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise click.ClickException("onnx is not installed: `ganrt-export adopt` needs onnx and onnxruntime, not torch: "
+                                       "pip install 'ganrt[cpu,adopt]'") from None
+    else:
+        _require_torch()
 
 
 _data_options = [
@@ -348,6 +359,83 @@ def sr_eval_cmd(models, photos, crops, json_path, threads):
                 save_png(Path(crops) / f"{Path(model).stem}{suffix}-crops.png", make_crops(images))
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2))
+
+
+def _floats(text: str | None, option: str, count: int | None = None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
+    if count is not None and len(values) != count:
+        raise click.BadParameter(f"expected {count} comma-separated numbers, got {text!r}", param_hint=option)
+    return values
+
+
+def _ints(text: str | None, option: str, count: int | None = None) -> tuple[int, ...] | None:
+    values = _floats(text, option, count)
+    if values is not None and any(v != int(v) or v < 1 for v in values):
+        raise click.BadParameter(f"expected positive integers, got {text!r}", param_hint=option)
+    return None if values is None else tuple(int(v) for v in values)
+
+
+def model_options(fn):
+    """What a user states about a model of their own (``adopt``, ``torch``): None means found by running it."""
+    for option in reversed([
+        click.option("--kind", type=click.Choice(["generator", "upscaler"]), required=True),
+        click.option("--name", required=True, help="Model name stored in the file."),
+        click.option("--description", default="", help="One line stored in the file's metadata."),
+        click.option("--training-data", default="", help="What it was trained on (stored in the metadata)."),
+        click.option("--nz", type=click.IntRange(min=1), default=None, help="Generators: latent size (default: from the model)."),
+        click.option("--latent-shape", default=None, help="Generators: the model's z shape without N, e.g. 100,1,1."),
+        click.option("--label", type=click.Choice(["none", "index", "onehot"]), default=None,
+                     help="Generators: the label input (default: from the model)."),
+        click.option("--classes", type=click.IntRange(min=2), default=None, help="Generators: number of classes."),
+        click.option("--class-names", default=None, help="Comma-separated class names."),
+        click.option("--prior", type=click.Choice(["normal", "sphere", "uniform"]), default="normal", show_default=True),
+        click.option("--value-range", default=None, help="LOW,HIGH of the model's images (default -1,1; upscalers 0,1)."),
+        click.option("--image-shape", default=None, help="H,W,C: only for a generator whose output is flat (N, H*W*C)."),
+        click.option("--color", type=click.Choice(["rgb", "y"]), default="rgb", show_default=True,
+                     help="Upscalers: y for a network on the Y channel (ESPCN); Cb/Cr are upscaled bicubically."),
+        click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _adopt_config(kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
+                  value_range, image_shape, color):
+    from .adopt import AdoptConfig
+
+    names = tuple(c.strip() for c in class_names.split(",")) if class_names else ()
+    return AdoptConfig(kind=kind, name=name, description=description, training_data=training_data, nz=nz,
+                       latent_shape=_ints(latent_shape, "--latent-shape"), label=label,
+                       num_classes=classes if classes is not None else (len(names) or None), class_names=names,
+                       prior=prior, value_range=_floats(value_range, "--value-range", 2),
+                       image_shape=_ints(image_shape, "--image-shape", 3), color=color)
+
+
+def _echo_adopted(output, report: dict) -> None:
+    parity = report.get("parity", {})
+    said = ", ".join(f"{k} {v}" for k, v in parity.items())
+    radius = f", receptive radius {report['receptive_radius']}" if "receptive_radius" in report else ""
+    dynamic = f"; batch made dynamic ({', '.join(report['made_batch_dynamic'])})" if report.get("made_batch_dynamic") else ""
+    click.echo(f"{output}: parity {said}{radius}{dynamic}")
+
+
+@cli.command("adopt")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@model_options
+def adopt_cmd(source, output, kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
+              value_range, image_shape, color, overwrite):
+    """Turn an ONNX file from any exporter into a ganrt model (onnx + onnxruntime; no torch)."""
+    from .adopt import adopt_file
+
+    config = _adopt_config(kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
+                           value_range, image_shape, color)
+    _echo_adopted(output, adopt_file(source, output, config, overwrite=overwrite))
 
 
 def main() -> None:

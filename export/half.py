@@ -33,7 +33,7 @@ from .quantize import (
     write_variant,
 )
 
-_POST_PREFIX = "post_"  # outputs of the generator's in-graph post-processing (export.onnx.append_uint8_output)
+_POST_PREFIX = "post_"  # outputs of the generator's in-graph post-processing (export/graph.py append_uint8_output)
 
 
 def half_graph(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -26,7 +26,7 @@ from ganrt.io.files import atomic_write
 from ganrt.io.images import float_to_uint8
 
 from .files import check_output
-from .graph import add_label_mixing
+from .graph import add_label_mixing, append_uint8_output
 from .models import Classifier, Generator, SRGenerator
 from .train import Checkpoint, load_checkpoint
 
@@ -146,40 +146,6 @@ def to_onnx_bytes(model: torch.nn.Module, ck: Checkpoint, info: ModelInfo) -> by
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, info.to_json()
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
-
-
-def append_uint8_output(data: bytes, value_range: tuple[float, float]) -> bytes:
-    """The generator ``data`` with its post-processing in the graph: float (N, C, H, W) in
-    ``value_range`` -> uint8 (N, H, W, C), the same float32 steps as ``ganrt.io.images.float_to_uint8``
-    (subtract low, scale to 0..255, round half to even, clip, cast, transpose), so Python touches
-    no float arrays and onnxruntime returns a quarter of the bytes."""
-    proto = onnx.load_from_string(data)
-    graph = proto.graph
-    out = graph.output[0]
-    name, dims = out.name, [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]  # [N, C, H, W]
-    for node in graph.node:
-        node.output[:] = [f"{name}_float" if o == name else o for o in node.output]
-    lo, hi = value_range
-    graph.initializer.extend([
-        onnx.numpy_helper.from_array(np.array(lo, np.float32), "post_low"),
-        onnx.numpy_helper.from_array(np.array(255.0 / (hi - lo), np.float32), "post_scale"),
-        onnx.numpy_helper.from_array(np.array(0.0, np.float32), "post_min"),
-        onnx.numpy_helper.from_array(np.array(255.0, np.float32), "post_max"),
-    ])
-    make = onnx.helper.make_node
-    graph.node.extend([
-        make("Sub", [f"{name}_float", "post_low"], ["post_shifted"]),
-        make("Mul", ["post_shifted", "post_scale"], ["post_scaled"]),
-        make("Round", ["post_scaled"], ["post_rounded"]),  # half to even, as np.rint
-        make("Clip", ["post_rounded", "post_min", "post_max"], ["post_clipped"]),
-        make("Cast", ["post_clipped"], ["post_uint8"], to=onnx.TensorProto.UINT8),
-        make("Transpose", ["post_uint8"], [name], perm=[0, 2, 3, 1]),  # (N, H, W, C)
-    ])
-    n, c, h, w = dims
-    del graph.output[:]
-    graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UINT8, [n, h, w, c]))
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
