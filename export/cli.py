@@ -438,6 +438,45 @@ def adopt_cmd(source, output, kind, name, description, training_data, nz, latent
     _echo_adopted(output, adopt_file(source, output, config, overwrite=overwrite))
 
 
+@cli.command("torch")
+@click.argument("spec", metavar="MODULE:ATTR", required=False)
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="A state dict saved with torch.save (nn.DataParallel's module. prefixes are stripped).")
+@click.option("--kwargs", "kwargs_json", default=None, help="JSON object of keyword arguments for MODULE:ATTR.")
+@click.option("--path", "import_path", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder searched first for MODULE.")
+@click.option("--trust-pickle", is_flag=True, help="Allow a weights file that holds a whole pickled module (runs its code).")
+@model_options
+def torch_cmd(spec, output, weights, kwargs_json, import_path, trust_pickle, kind, name, description, training_data, nz,
+              latent_shape, label, classes, class_names, prior, value_range, image_shape, color, overwrite):
+    """Export your own torch generator or upscaler (MODULE:ATTR + --weights) as a ganrt model, parity-checked."""
+    import json
+
+    from .byom import build_module, export_generator, export_upscaler
+
+    try:
+        kwargs = json.loads(kwargs_json) if kwargs_json else {}
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--kwargs") from None
+    if not isinstance(kwargs, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"upscale_factor\": 3}'", param_hint="--kwargs")
+    config = _adopt_config(kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
+                           value_range, image_shape, color)
+    config.check()
+    module = build_module(spec, kwargs=kwargs, weights=weights, trust_pickle=trust_pickle, path=import_path)
+    extra = {"module": spec, "kwargs": kwargs}
+    if kind == "generator":
+        report = export_generator(module, output, name=name, nz=nz, latent_shape=config.latent_shape, label=label,
+                                  num_classes=config.num_classes, class_names=config.class_names, prior=prior,
+                                  value_range=config.range, image_shape=config.image_shape, description=description,
+                                  training_data=training_data, overwrite=overwrite, extra=extra)
+    else:
+        report = export_upscaler(module, output, name=name, color=color, value_range=config.range, description=description,
+                                 training_data=training_data, overwrite=overwrite, extra=extra)
+    _echo_adopted(output, report)
+
+
 def main() -> None:
     run(cli)
 
