@@ -1,4 +1,4 @@
-"""TODO docstring (cli.info, split from cli.py)."""
+"""``ganrt info``, ``models``, ``doctor`` and ``bench``: what a model file holds, what is bundled, what this machine offers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from ganrt.cli.options import check_new_file, device_option, threads_option
-from ganrt.core.bundled import DEFAULT_MODEL, available_models
+from ganrt.core.bundled import DEFAULT_MODEL, available_models, resolve_model
 from ganrt.core.kind import KINDS
+from ganrt.core.plain import describe
 from ganrt.io.files import atomic_write
 from ganrt.kinds.registry import load
 
@@ -34,7 +35,15 @@ def doctor(model, threads, as_json):
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
 def info(model, as_json):
-    """Show a model's settings (read from the file's metadata)."""
+    """Show a model's settings (read from the file's metadata).
+
+    A plain ONNX file (no ganrt metadata) shows its inputs and outputs and the `ganrt-export adopt` line
+    that would make it a ganrt model, guessed from their shapes and types.
+    """
+    plain = describe(resolve_model(model), source=model)
+    if not plain.ganrt:
+        click.echo(json.dumps(plain.to_dict(), indent=2) if as_json else "\n".join(plain.lines()))
+        return
     m = load(model)
     meta = m.info
     if as_json:
