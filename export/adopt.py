@@ -610,14 +610,39 @@ def _with_info(data: bytes, info: ModelInfo) -> bytes:
     return proto.SerializeToString()
 
 
+def read_model(path: Path) -> bytes:
+    """The model's bytes, with weights that the exporter stored beside it (``model.onnx.data``) read in.
+
+    External data is read only from regular files inside the model's own folder: a location that is
+    absolute, climbs out with "..", or is a link, is refused (a model file must not make ganrt read elsewhere).
+    """
+    from onnx import external_data_helper
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise AdoptError(f"{path}: no such file") from None
+    except Exception as exc:  # onnx's DecodeError on anything that is not a ModelProto
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise AdoptError(f"{path} is not a valid ONNX model: {reason}") from None
+    folder = path.resolve().parent
+    tensors = [t for t in external_data_helper._get_all_tensors(proto) if external_data_helper.uses_external_data(t)]
+    for tensor in tensors:
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = folder / location
+        if (not location or Path(location).is_absolute() or ".." in Path(location).parts or target.is_symlink()
+                or not target.is_file()):
+            raise AdoptError(f"{path}: tensor {tensor.name} keeps its data in {location!r}, which is not a file "
+                             f"inside {folder}; keep the model and its .data file together")
+    if tensors:
+        external_data_helper.load_external_data_for_model(proto, str(folder))
+    return proto.SerializeToString()
+
+
 def adopt_file(source: str | Path, output: str | Path, config: AdoptConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """``ganrt-export adopt``: read ``source``, write the ganrt model ``output`` (only if every check passed)."""
     source, output = Path(source), Path(output)
     check_output(output, overwrite=overwrite)
-    try:
-        data = source.read_bytes()
-    except OSError as exc:
-        raise AdoptError(f"cannot read {source}: {exc.strerror or exc}") from None
-    out, report = adopt_bytes(data, config, source=str(source))
+    out, report = adopt_bytes(read_model(source), config, source=str(source))
     atomic_write(output, out)
     return report
