@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
+import third_party as tp
 import torch
 from torch import nn
 
 import ganrt
-import third_party as tp
 from ganrt.evaluate.explore import class_interpolation, supports_class_mixing
 from ganrt_export.adopt import AdoptConfig, AdoptError, adopt_file
 from ganrt_export.byom import ModuleError, export_generator, export_upscaler
@@ -237,7 +237,8 @@ def test_cli_refuses_pickles_bad_imports_and_wrong_keys_in_one_line(tmp_path):
          "pickled object, not only weights; loading it runs code"),
         (["no_such_module:Generator"], "cannot import no_such_module: ModuleNotFoundError"),
         (["third_party:Nope"], "third_party has no attribute 'Nope'"),
-        (["third_party:Generator", "--weights", str(keys), "--kwargs", '{"ngpu": 1}'], "does not fit Generator: missing main.0.weight"),
+        (["third_party:Generator", "--weights", str(keys), "--kwargs", '{"ngpu": 1}'],
+         "does not fit Generator: missing main.0.weight"),
         (["third_party:Generator", "--kwargs", "[1]"], "must be a JSON object"),
     ]
     for args, match in cases:
@@ -258,7 +259,8 @@ def test_adopt_refuses_contradictions_and_whole_image_networks(tmp_path):
     src = tp.export_plain(dcgan, [torch.from_numpy(ganrt_inputs(2))], tmp_path / "g.onnx", input_names=["z"], dynamo=False)
     for config, match in [(AdoptConfig(kind="generator", name="g", nz=128), "--nz 128 contradicts the graph"),
                           (AdoptConfig(kind="generator", name="g", label="onehot"), "--label onehot contradicts the graph"),
-                          (AdoptConfig(kind="upscaler", name="g"), "--color rgb means 3 input channel\\(s\\), but the graph takes z")]:
+                          (AdoptConfig(kind="upscaler", name="g"),
+                           "--color rgb means 3 input channel\\(s\\), but the graph takes z")]:
         with pytest.raises(AdoptError, match=match):
             adopt_file(src, tmp_path / "out.onnx", config)
         assert not (tmp_path / "out.onnx").exists()
