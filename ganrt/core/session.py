@@ -13,8 +13,9 @@ from ganrt.core.errors import DeviceError, MissingDependencyError, ModelFormatEr
 from ganrt.core.run import ort_reason
 from ganrt.core.schema import METADATA_KEY, ModelInfo
 
-DEVICES = ("cpu", "cuda", "tensorrt", "auto")
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+# device name -> onnxruntime provider: the one list to extend for another execution provider
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+DEVICES = (*PROVIDERS, "auto")
 # cuDNN tries every convolution algorithm once per input shape and keeps the fastest (the first
 # batch of each size pays for the search; outputs then stay on the device until the final uint8 copy).
 _CUDA_OPTIONS = {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1"}
@@ -60,10 +61,10 @@ def _provider_list(device: str, available: list[str], *, cuda_graph: bool = Fals
     """onnxruntime's providers argument for ``device``: accelerators first, with their options, CPU last."""
     cuda = {**_CUDA_OPTIONS, "enable_cuda_graph": "1"} if cuda_graph else _CUDA_OPTIONS
     if device == "tensorrt":
-        return [(_PROVIDERS["tensorrt"], _TRT_OPTIONS), (_PROVIDERS["cuda"], cuda), _PROVIDERS["cpu"]]
-    if device == "cuda" or (device == "auto" and _PROVIDERS["cuda"] in available):
-        return [(_PROVIDERS["cuda"], cuda), _PROVIDERS["cpu"]]
-    return [_PROVIDERS["cpu"]]
+        return [(PROVIDERS["tensorrt"], _TRT_OPTIONS), (PROVIDERS["cuda"], cuda), PROVIDERS["cpu"]]
+    if device == "cuda" or (device == "auto" and PROVIDERS["cuda"] in available):
+        return [(PROVIDERS["cuda"], cuda), PROVIDERS["cpu"]]
+    return [PROVIDERS["cpu"]]
 
 
 def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", threads: int | None = None,
@@ -81,9 +82,9 @@ def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", thr
     ort = onnxruntime()
     source = source or (str(model) if not isinstance(model, bytes) else "model")
     available = ort.get_available_providers()
-    if device in ("cuda", "tensorrt") and _PROVIDERS[device] not in available:
+    if device in ("cuda", "tensorrt") and PROVIDERS[device] not in available:
         raise DeviceError(
-            f"device '{device}' needs onnxruntime's {_PROVIDERS[device]}, but this onnxruntime offers only "
+            f"device '{device}' needs onnxruntime's {PROVIDERS[device]}, but this onnxruntime offers only "
             f"{', '.join(available)}; install 'ganrt[gpu]' (onnxruntime-gpu, without onnxruntime) or use --device cpu"
         )
     providers = _provider_list(device, available, cuda_graph=cuda_graph)
@@ -94,9 +95,9 @@ def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", thr
         if device == "auto" and len(providers) > 1:
             return create_session(model, device="cpu", threads=threads, source=source, spin=spin)
         raise ModelFormatError(f"{source} is not a valid ONNX model: {ort_reason(exc)}") from None
-    if device in ("cuda", "tensorrt") and session.get_providers()[0] != _PROVIDERS[device]:
+    if device in ("cuda", "tensorrt") and session.get_providers()[0] != PROVIDERS[device]:
         raise DeviceError(
-            f"{_PROVIDERS[device]} did not start for {source} (onnxruntime gave {session.get_providers()}); "
+            f"{PROVIDERS[device]} did not start for {source} (onnxruntime gave {session.get_providers()}); "
             "check the CUDA, cuDNN (and TensorRT) libraries, or use --device cpu"
         )
     return session
@@ -114,9 +115,14 @@ def provider_session(model: str | os.PathLike, provider: str, *, threads: int | 
     return session
 
 
+def device_of(provider: str) -> str:
+    """The ``device`` that asks for ``provider`` (``cpu`` for any other): how a recorded run is replayed."""
+    return next((device for device, name in PROVIDERS.items() if name == provider), "cpu")
+
+
 def session_device(session: Any) -> str:
     """The kind of device a session runs on: ``cuda`` (CUDA or TensorRT) or ``cpu``."""
-    return "cuda" if session.get_providers()[0] in (_PROVIDERS["cuda"], _PROVIDERS["tensorrt"]) else "cpu"
+    return "cuda" if session.get_providers()[0] in (PROVIDERS["cuda"], PROVIDERS["tensorrt"]) else "cpu"
 
 
 def read_info(session: Any, *, source: str) -> ModelInfo:

@@ -14,13 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ganrt.core.errors import GanrtError, ManifestError
+from ganrt.core.session import device_of
 from ganrt.io.png import read_png
 from ganrt.runs.format import sha256_hex
 from ganrt.runs.formats import get_format
 from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
-
-_CUDA = "CUDAExecutionProvider"
-_TENSORRT = "TensorrtExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device:
     """The model a run was made with (checked by sha256), on the kind of device it was made on by default."""
     from ganrt.kinds.registry import load
 
-    device = device or {_CUDA: "cuda", _TENSORRT: "tensorrt"}.get(provider, "cpu")
+    device = device or device_of(provider)
     gen = load(model, device=device, threads=threads, kind=kind)
     if gen.sha256 != sha256:
         raise ManifestError(f"{gen.source} has sha256 {gen.sha256[:16]}..., the image(s) were made with {sha256[:16]}...; "

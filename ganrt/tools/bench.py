@@ -28,6 +28,7 @@ import numpy as np
 
 from ganrt.core.errors import ParameterError
 from ganrt.core.kind import KINDS
+from ganrt.core.session import session_device
 
 # ONNX: one MatMul c = a @ b with symbolic sizes (opset 18). Built with onnx.helper once and kept as
 # bytes, because the runtime does not depend on the onnx package (tests rebuild and compare it).
@@ -241,7 +242,7 @@ def bench_model(model: Any, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     fn, flops = model_backend(model)
     gemm = gemm_gflops(threads=threads)
     sampler = RssSampler()
-    device = "cpu" if model.provider == "CPUExecutionProvider" else "cuda"
+    device = session_device(model.session)
     records = []
     try:
         for b in batch_sizes:
