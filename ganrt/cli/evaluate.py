@@ -1,4 +1,4 @@
-"""TODO docstring (cli.evaluate, split from cli.py)."""
+"""``ganrt eval``: sample quality against the real test set (``evaluate.fidelity``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring (cli.explore, split from cli.py)."""
+"""``ganrt interpolate``, ``walk`` and ``arithmetic``: latent-space pictures (``evaluate.explore``)."""
 
 from __future__ import annotations
 

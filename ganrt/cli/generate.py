@@ -1,4 +1,4 @@
-"""TODO docstring (cli.generate, split from cli.py)."""
+"""``ganrt generate`` (a run folder, a grid, on Ray) and ``ganrt replay`` (regenerate and compare bit for bit)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring (cli.options, split from cli.py)."""
+"""What the command modules share: the --device / --threads options, loading a generator, label and output checks."""
 
 from __future__ import annotations
 

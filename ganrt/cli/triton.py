@@ -1,4 +1,4 @@
-"""TODO docstring (cli.triton, split from cli.py)."""
+"""``ganrt export-triton``: a Triton Inference Server model repository for a generator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring (cli.upscale, split from cli.py)."""
+"""``ganrt upscale``: image files, folders and globs through an upscaler into a folder of PNGs."""
 
 from __future__ import annotations
 

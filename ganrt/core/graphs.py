@@ -1,4 +1,4 @@
-"""TODO docstring (core.graphs, split from session.py)."""
+"""``GraphRunner``: CUDA graphs, captured once per batch size and replayed (the same path runs uncaptured on the CPU)."""
 
 from __future__ import annotations
 

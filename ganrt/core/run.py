@@ -1,4 +1,5 @@
-"""TODO docstring (core.run, split from session.py)."""
+"""Running a session: onnxruntime's failures as one typed line (``InferenceError``), plain runs and IO-bound
+runs that write straight into a caller's numpy array."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Judging models: fidelity metrics against real data, PSNR/SSIM, and the latent-space tools."""

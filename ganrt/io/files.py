@@ -1,4 +1,8 @@
-"""TODO docstring (io.files, split from images.py)."""
+"""Atomic file writes: a file appears under its final name only when it is complete.
+
+On Linux an unnamed ``O_TMPFILE`` file is written and linked in (no temporary name, nothing left by a
+kill); elsewhere, or where the name exists, a temporary name in the same folder and ``os.replace``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (io.npz, split from images.py)."""
+"""npz shards: uncompressed, fixed zip timestamps (the bytes depend only on the arrays), and a reader that
+refuses members declaring more bytes than a shard can hold before numpy allocates them."""
 
 from __future__ import annotations
 

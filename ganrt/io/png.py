@@ -1,4 +1,5 @@
-"""TODO docstring (io.png, split from images.py)."""
+"""ganrt's PNG encoder (deterministic: no timestamps; zlib's Z_RLE; row filters in uint8) and the checked
+reader of the PNGs a run wrote (size and mode checked before any pixel is decoded)."""
 
 from __future__ import annotations
 

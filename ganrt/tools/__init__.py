@@ -1,0 +1,1 @@
+"""Tools around the runtime: benchmarks (``bench``), the machine check (``doctor``), Triton export and its client."""
