@@ -40,7 +40,7 @@ def test_classifier_is_accurate_on_real_images():
 
 
 def test_cgan_samples_are_mostly_of_the_requested_class():
-    """A quality floor on a small sample (the README reports 10,000 samples): fails if a retrain regresses."""
+    """A quality floor on a small sample (docs/models.md reports 10,000 samples): fails if a retrain regresses."""
     from ganrt.evaluate.fidelity import evaluate
 
     report = evaluate(ganrt.load("fashion-cgan"), ganrt.load("fashion-classifier"), n=1000, seed=123)
@@ -49,7 +49,7 @@ def test_cgan_samples_are_mostly_of_the_requested_class():
 
 @pytest.mark.parametrize("name, scale", sorted(UPSCALERS.items()))
 def test_bundled_upscalers_beat_bicubic_on_a_held_out_photo(name, scale):
-    """A floor on one evaluation photo (the README has all of them): fails if a retrain regresses."""
+    """A floor on one evaluation photo (docs/models.md has all of them): fails if a retrain regresses."""
     pytest.importorskip("skimage")
     from ganrt.evaluate.metrics import psnr_y
     from ganrt.io.images import bicubic_resize
