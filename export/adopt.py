@@ -41,7 +41,7 @@ from ganrt.io.files import atomic_write
 from ganrt.io.images import float_to_uint8
 
 from .files import check_output
-from .graph import append_uint8_output
+from .graph import GraphError, add_label_mixing, append_uint8_output
 
 KINDS = ("generator", "upscaler")
 LABELS = ("none", "index", "onehot")
@@ -368,6 +368,11 @@ def _wrap_generator(proto: onnx.ModelProto, plan: _GeneratorPlan, value_range: t
         b.node("Reshape", [src_out, b.const(np.array([-1, c, h, w], np.int64))], after=True, out="image")
     output = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", c, h, w])
     wrapped = b.finish(inputs, output, extra)
+    if plan.label_kind == "index":
+        try:  # an embedding lookup on the label (nn.Embedding): class interpolation, as in ganrt's own files
+            add_label_mixing(wrapped, label=src_label)
+        except GraphError:
+            pass  # no single lookup: the file samples, but ganrt walk --classes says it cannot mix
     return append_uint8_output(wrapped.SerializeToString(), value_range)
 
 

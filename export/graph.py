@@ -27,10 +27,11 @@ class GraphError(ValueError):
     """The graph does not have the shape this post-processing expects."""
 
 
-def add_label_mixing(proto: onnx.ModelProto) -> None:
-    """Rewrite the label-embedding lookup in place (see the module docstring)."""
+def add_label_mixing(proto: onnx.ModelProto, *, label: str = "label") -> None:
+    """Rewrite the label-embedding lookup in place (see the module docstring); ``label``: the tensor of
+    class indices that the lookup reads (the graph input, or what an adopted graph feeds its source)."""
     g = proto.graph
-    gathers = [n for n in g.node if n.op_type == "Gather" and len(n.input) == 2 and n.input[1] == "label"]
+    gathers = [n for n in g.node if n.op_type == "Gather" and len(n.input) == 2 and n.input[1] == label]
     if len(gathers) != 1:
         raise GraphError(f"expected one Gather on the label input, found {len(gathers)}")
     lookup = gathers[0]

@@ -276,3 +276,47 @@ def test_adopt_refuses_contradictions_and_whole_image_networks(tmp_path):
     with pytest.raises(AdoptError, match="sees the whole image"):
         adopt_file(whole, tmp_path / "out.onnx", AdoptConfig(kind="upscaler", name="u"))
     assert not (tmp_path / "out.onnx").exists()
+
+
+class EmbeddingCGAN(nn.Module):
+    """eriklindernoren/PyTorch-GAN implementations/cgan/cgan.py's Generator (an int64 label through
+    nn.Embedding, concatenated with the noise; an MLP; img.view to (N, 1, 28, 28)), with its opt.* settings
+    as arguments: latent_dim 100, n_classes 10, img_shape (1, 28, 28)."""
+
+    def __init__(self, latent_dim=100, n_classes=10, img_shape=(1, 28, 28)):
+        super().__init__()
+        self.img_shape = img_shape
+        self.label_emb = nn.Embedding(n_classes, n_classes)
+
+        def block(in_feat, out_feat, normalize=True):
+            layers = [nn.Linear(in_feat, out_feat)]
+            if normalize:
+                layers.append(nn.BatchNorm1d(out_feat, 0.8))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            return layers
+
+        self.model = nn.Sequential(
+            *block(latent_dim + n_classes, 128, normalize=False), *block(128, 256), *block(256, 512), *block(512, 1024),
+            nn.Linear(1024, int(np.prod(img_shape))), nn.Tanh())
+
+    def forward(self, noise, labels):
+        gen_input = torch.cat((self.label_emb(labels), noise), -1)
+        img = self.model(gen_input)
+        return img.view(img.size(0), *self.img_shape)
+
+
+def test_an_index_label_through_an_embedding_gets_class_interpolation(tmp_path):
+    torch.manual_seed(0)
+    module = EmbeddingCGAN().eval()
+    with pytest.raises(ModuleError, match="give --latent-shape"):  # its first layer takes nz + classes: nz must be given
+        export_generator(module, tmp_path / "x.onnx", name="cgan", num_classes=10)
+    export_generator(module, tmp_path / "cgan.onnx", name="cgan", nz=100, num_classes=10)
+    gen = ganrt.load(tmp_path / "cgan.onnx")
+    assert gen.image_shape == (28, 28, 1) and gen.num_classes == 10 and supports_class_mixing(gen)
+    labels = np.arange(N) % 10
+    from ganrt.core.latent import sample_latents
+
+    expected = tp.generator_reference(module, [sample_latents(0, np.arange(N), 100), labels.astype(np.int64)])
+    assert np.abs(gen.sample(N, labels=labels).astype(int) - expected.astype(int)).max() <= 1
+    walk = class_interpolation(gen, 1, 8, 3, index=2)
+    np.testing.assert_array_equal(walk[0], gen.images_at([2], labels=[1])[0])
