@@ -384,7 +384,7 @@ def model_options(fn):
     """What a user states about a model of their own (``adopt``, ``torch``): None means found by running it."""
     for option in reversed([
         click.option("--kind", type=click.Choice(["generator", "upscaler"]), required=True),
-        click.option("--name", required=True, help="Model name stored in the file."),
+        click.option("--name", default=None, help="Model name stored in the file (default: OUTPUT's stem)."),
         click.option("--description", default="", help="One line stored in the file's metadata."),
         click.option("--training-data", default="", help="What it was trained on (stored in the metadata)."),
         click.option("--nz", type=click.IntRange(min=1), default=None, help="Generators: latent size (default: from the model)."),
@@ -433,8 +433,10 @@ def adopt_cmd(source, output, kind, name, description, training_data, nz, latent
     """Turn an ONNX file from any exporter into a ganrt model (onnx + onnxruntime; no torch)."""
     from .adopt import adopt_file
 
-    config = _adopt_config(kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
-                           value_range, image_shape, color)
+    from pathlib import Path
+
+    config = _adopt_config(kind, name or Path(output).stem, description, training_data, nz, latent_shape, label, classes,
+                           class_names, prior, value_range, image_shape, color)
     _echo_adopted(output, adopt_file(source, output, config, overwrite=overwrite))
 
 
@@ -461,6 +463,9 @@ def torch_cmd(spec, output, weights, kwargs_json, import_path, trust_pickle, kin
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--kwargs") from None
     if not isinstance(kwargs, dict):
         raise click.BadParameter("must be a JSON object, e.g. '{\"upscale_factor\": 3}'", param_hint="--kwargs")
+    from pathlib import Path
+
+    name = name or Path(output).stem
     config = _adopt_config(kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
                            value_range, image_shape, color)
     config.check()
