@@ -431,9 +431,9 @@ def _echo_adopted(output, report: dict) -> None:
 def adopt_cmd(source, output, kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
               value_range, image_shape, color, overwrite):
     """Turn an ONNX file from any exporter into a ganrt model (onnx + onnxruntime; no torch)."""
-    from .adopt import adopt_file
-
     from pathlib import Path
+
+    from .adopt import adopt_file
 
     config = _adopt_config(kind, name or Path(output).stem, description, training_data, nz, latent_shape, label, classes,
                            class_names, prior, value_range, image_shape, color)
