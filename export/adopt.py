@@ -11,6 +11,10 @@ The source graph is wrapped, as graph nodes, in ganrt's contract for its kind:
   in [0, 1]. The wrapper maps [0, 1] to the source's value range and back, and for a Y-channel network
   (ESPCN) converts RGB to YCbCr (the JPEG / Pillow full-range matrix), runs the network on Y, upscales
   Cb and Cr with a cubic resize in the graph, and converts back.
+- **translator** (pix2pix, CycleGAN): input ``image`` (N, C_in, H, W) float32 in [0, 1]; output ``translated``
+  (N, C_out, sH, sW) float32 in [0, 1] (s is usually 1), mapped to the source's value range and back as for
+  upscalers. The size constraint is found by trying sizes (a U-Net of depth d takes multiples of 2^d); a
+  network that sees the whole image (InstanceNorm without running statistics) is recorded as such.
 
 What the file cannot state is measured by running it: the image shape, the scale, the receptive radius
 (by perturbing single input pixels: what exact tiling depends on), that the output is finite, inside the
@@ -43,13 +47,16 @@ from ganrt.io.images import float_to_uint8
 from .files import check_output
 from .graph import GraphError, add_label_mixing, append_uint8_output
 
-KINDS = ("generator", "upscaler")
+KINDS = ("generator", "upscaler", "translator")
 LABELS = ("none", "index", "onehot")
 COLORS = ("rgb", "y")
-DEFAULT_RANGES = {"generator": (-1.0, 1.0), "upscaler": (0.0, 1.0)}
+COLOR_ORDERS = ("rgb", "bgr")
+DEFAULT_RANGES = {"generator": (-1.0, 1.0), "upscaler": (0.0, 1.0), "translator": (-1.0, 1.0)}
 PARITY_BATCH_SIZES = (1, 3, 8)
 RANGE_SLACK = 0.02  # generator outputs may exceed the declared range by 2% of its width (float rounding of tanh)
 RADIUS_SIZES = (64, 128, 256)  # input sides tried when measuring the receptive radius
+MULTIPLES = tuple(2**k for k in range(11))  # translators: size multiples tried, 1 .. 1024 (a U-Net of depth d: 2^d)
+MIN_TRY_SIDE = 48  # translators: the smallest side tried when looking for the size multiple
 # JPEG / Pillow full-range YCbCr (what pytorch/examples' ESPCN trains on: Image.convert("YCbCr")), in [0, 1] units
 _RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 _YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], np.float32)
@@ -78,6 +85,7 @@ class AdoptConfig:
     value_range: tuple[float, float] | None = None  # of the source's output (upscalers: its input too)
     image_shape: tuple[int, int, int] | None = None  # (H, W, C): only for a flat (N, H*W*C) generator output
     color: str = "rgb"  # upscalers: rgb, or y (the network sees the Y channel; Cb/Cr are resized)
+    color_order: str = "rgb"  # translators: the order of the 3 channels the network takes and gives (rgb or bgr)
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in the metadata (e.g. how the torch side made it)
 
     def check(self) -> None:
@@ -96,10 +104,12 @@ class AdoptConfig:
             raise bad(f"--prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         if self.value_range is not None and not (len(self.value_range) == 2 and self.value_range[0] < self.value_range[1]):
             raise bad(f"--value-range must be LOW,HIGH with LOW < HIGH, got {self.value_range}")
-        if self.kind == "upscaler" and (self.label not in (None, "none") or self.nz is not None or self.num_classes):
-            raise bad("--nz, --label and --classes are for generators, not upscalers")
-        if self.kind == "generator" and self.color != "rgb":
+        if self.kind != "generator" and (self.label not in (None, "none") or self.nz is not None or self.num_classes):
+            raise bad(f"--nz, --label and --classes are for generators, not {self.kind}s")
+        if self.kind != "upscaler" and self.color != "rgb":
             raise bad("--color is for upscalers")
+        if self.color_order not in COLOR_ORDERS or (self.kind != "translator" and self.color_order != "rgb"):
+            raise bad(f"--color-order is for translators, one of {', '.join(COLOR_ORDERS)}, got {self.color_order!r}")
         if self.class_names and self.num_classes is not None and len(self.class_names) != self.num_classes:
             raise bad(f"{len(self.class_names)} class names for {self.num_classes} classes")
 
@@ -168,9 +178,16 @@ class _Runner:
         self.session = create_session(proto.SerializeToString(), device="cpu", threads=1, source=source)
         self.output = self.session.get_outputs()[0].name
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, feeds: dict[str, np.ndarray], *, quiet: bool = False) -> np.ndarray:
+        """The output for ``feeds``; ``quiet``: a failure is expected (sizes being tried), onnxruntime logs nothing."""
+        options = None
+        if quiet:
+            import onnxruntime
+
+            options = onnxruntime.RunOptions()
+            options.log_severity_level = 4  # fatal only
         try:
-            return self.session.run([self.output], feeds)[0]
+            return self.session.run([self.output], feeds, options)[0]
         except Exception as exc:  # onnxruntime's pybind errors
             from ganrt.core.run import ort_reason
 
@@ -410,27 +427,32 @@ def _plan_upscaler(proto: onnx.ModelProto, config: AdoptConfig, run: _Runner, so
     return _UpscalerPlan(x, channels, scales.pop())
 
 
+def _to_range(b: _Builder, t: str, value_range: tuple[float, float]) -> str:
+    """Nodes before the source: [0, 1] -> the source's range."""
+    lo, hi = value_range
+    if (lo, hi) == (0.0, 1.0):
+        return t
+    return b.node("Add", [b.node("Mul", [t, b.const(np.float32(hi - lo))]), b.const(np.float32(lo))])
+
+
+def _from_range(b: _Builder, t: str, value_range: tuple[float, float]) -> str:
+    """Nodes after the source: its range -> [0, 1]."""
+    lo, hi = value_range
+    if (lo, hi) == (0.0, 1.0):
+        return t
+    shifted = b.node("Sub", [t, b.const(np.float32(lo))], after=True)
+    return b.node("Mul", [shifted, b.const(np.float32(1.0 / (hi - lo)))], after=True)
+
+
 def _wrap_upscaler(proto: onnx.ModelProto, plan: _UpscalerPlan, value_range: tuple[float, float]) -> bytes:
     b = _Builder(proto)
-    lo, hi = value_range
     src_in, src_out = b.name("source_image"), b.name("source_upscaled")
     _rename_input(proto, plan.x.name, src_in)
     _rename_output(proto, proto.graph.output[0].name, src_out)
 
-    def to_source(t: str) -> str:  # [0, 1] -> the source's range
-        if (lo, hi) == (0.0, 1.0):
-            return t
-        return b.node("Add", [b.node("Mul", [t, b.const(np.float32(hi - lo))]), b.const(np.float32(lo))])
-
-    def from_source(t: str) -> str:  # the source's range -> [0, 1]
-        if (lo, hi) == (0.0, 1.0):
-            return t
-        shifted = b.node("Sub", [t, b.const(np.float32(lo))], after=True)
-        return b.node("Mul", [shifted, b.const(np.float32(1.0 / (hi - lo)))], after=True)
-
     if plan.channels == 3:
-        b.node("Identity", [to_source("image")], out=src_in)
-        b.node("Identity", [from_source(src_out)], after=True, out="upscaled")
+        b.node("Identity", [_to_range(b, "image", value_range)], out=src_in)
+        b.node("Identity", [_from_range(b, src_out, value_range)], after=True, out="upscaled")
     else:
         # (N, 3, H, W) RGB -> YCbCr by a 1x1 convolution; Y through the network, Cb/Cr resized (cubic), back to RGB
         fwd = b.const(_RGB_TO_YCBCR.reshape(3, 3, 1, 1), "rgb_to_ycbcr")
@@ -438,11 +460,11 @@ def _wrap_upscaler(proto: onnx.ModelProto, plan: _UpscalerPlan, value_range: tup
         split = b.const(np.array([1, 2], np.int64))
         y_name, cbcr = b.name("y"), b.name("cbcr")
         b.nodes_before.append(helper.make_node("Split", [ycc, split], [y_name, cbcr], axis=1))
-        b.node("Identity", [to_source(y_name)], out=src_in)
+        b.node("Identity", [_to_range(b, y_name, value_range)], out=src_in)
         s = float(plan.scale)
         up = b.node("Resize", [cbcr, "", b.const(np.array([1, 1, s, s], np.float32), "scales")], after=True,
                     mode="cubic", cubic_coeff_a=-0.5, coordinate_transformation_mode="half_pixel", exclude_outside=1)
-        merged = b.node("Concat", [from_source(src_out), up], after=True, axis=1)
+        merged = b.node("Concat", [_from_range(b, src_out, value_range), up], after=True, axis=1)
         centred = b.node("Sub", [merged, b.const(_YCBCR_OFFSET.reshape(1, 3, 1, 1))], after=True)
         back = b.const(np.linalg.inv(_RGB_TO_YCBCR.astype(np.float64)).astype(np.float32).reshape(3, 3, 1, 1), "ycbcr_to_rgb")
         b.node("Conv", [centred, back], after=True, out="upscaled")
@@ -451,6 +473,107 @@ def _wrap_upscaler(proto: onnx.ModelProto, plan: _UpscalerPlan, value_range: tup
     wrapped = b.finish(inputs, output)
     onnx.checker.check_model(wrapped)
     return wrapped.SerializeToString()
+
+
+# -- translators ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _TranslatorPlan:
+    x: _Tensor
+    in_channels: int
+    out_channels: int
+    scale: int
+    multiple: int  # H and W must be multiples of it (1: any size)
+    fixed: tuple[int, int] | None  # (H, W) of a graph that takes one size only
+
+    def sizes(self, h: int, w: int) -> tuple[int, int]:
+        """(h, w) made a size the graph takes: rounded up to the multiple, or the fixed size."""
+        if self.fixed is not None:
+            return self.fixed
+        m = self.multiple
+        return -(-h // m) * m, -(-w // m) * m
+
+
+def _plan_translator(proto: onnx.ModelProto, config: AdoptConfig, run: _Runner, source: str) -> _TranslatorPlan:
+    """Channels from the graph; the size constraint and the scale by running it at sizes that are odd
+    multiples of 1, 2, 4, ... (the first that gives an output of s times its size is the multiple)."""
+    inputs = _graph_inputs(proto)
+    if len(inputs) != 1 or inputs[0].elem not in _FLOAT or len(inputs[0].dims) != 4:
+        raise AdoptError(f"{source}: a translator takes one float (N, C, H, W) input; inputs are "
+                         f"{', '.join(t.describe() for t in inputs)}")
+    x = inputs[0]
+    channels = x.dims[1] or 3
+    if (x.dims[2] is None) != (x.dims[3] is None):
+        raise AdoptError(f"{source}: the input {x.describe()} fixes one side only; export it with both H and W dynamic "
+                         "or both fixed")
+
+    def scale_at(h: int, w: int) -> tuple[int, int] | None:  # (out channels, scale), or None: not a size it takes
+        try:
+            y = run({x.name: np.random.default_rng(h).random((1, channels, h, w), dtype=np.float32)}, quiet=True)
+        except AdoptError:
+            return None
+        if y.ndim != 4 or y.shape[2] % h or y.shape[3] % w or y.shape[2] // h != y.shape[3] // w or y.shape[2] < h:
+            return None
+        return y.shape[1], y.shape[2] // h
+
+    if x.dims[2] is not None:
+        fixed = (x.dims[2], x.dims[3])
+        found = scale_at(*fixed)
+        if found is None:
+            raise AdoptError(f"{source}: at its fixed size {fixed[1]}x{fixed[0]} the graph gives no image of an integer "
+                             "scale of that size")
+        return _TranslatorPlan(x, channels, found[0], found[1], 1, fixed)
+    for m in MULTIPLES:
+        q = max(-(-MIN_TRY_SIDE // m) | 1, 1)  # the smallest odd q with m*q >= MIN_TRY_SIDE: m*q is a multiple of m, not 2m
+        found = scale_at(m * q, m * (q + 2) if m < MIN_TRY_SIDE else m * q)  # not square, unless sides get large
+        if found is not None:
+            return _TranslatorPlan(x, channels, found[0], found[1], m, None)
+    raise AdoptError(f"{source}: the graph gives an output of an integer scale of its input at no size that is a "
+                     f"multiple of 1, 2, 4, ... {MULTIPLES[-1]}; a translator maps an image to one of the same size")
+
+
+def _wrap_translator(proto: onnx.ModelProto, plan: _TranslatorPlan, value_range: tuple[float, float]) -> bytes:
+    b = _Builder(proto)
+    src_in, src_out = b.name("source_image"), b.name("source_translated")
+    _rename_input(proto, plan.x.name, src_in)
+    _rename_output(proto, proto.graph.output[0].name, src_out)
+    b.node("Identity", [_to_range(b, "image", value_range)], out=src_in)
+    b.node("Identity", [_from_range(b, src_out, value_range)], after=True, out="translated")
+    h, w = plan.fixed or ("H", "W")
+    out_h, out_w = (h * plan.scale, w * plan.scale) if plan.fixed else ("sH", "sW")
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", plan.in_channels, h, w])]
+    output = helper.make_tensor_value_info("translated", TensorProto.FLOAT, ["N", plan.out_channels, out_h, out_w])
+    wrapped = b.finish(inputs, output)
+    onnx.checker.check_model(wrapped)
+    return wrapped.SerializeToString()
+
+
+def _adopt_translator(proto: onnx.ModelProto, config: AdoptConfig, run: _Runner, source: str,
+                      report: dict[str, Any]) -> tuple[bytes, ModelInfo]:
+    """(wrapped graph, its metadata): plan, behaviour, wrap, parity, then the receptive radius of the wrapped
+    graph, or ``whole_image`` where every output pixel depends on every input pixel."""
+    plan = _plan_translator(proto, config, run, source)
+    h, w = plan.sizes(24, 24)
+    lo, hi = config.range
+    x = np.random.default_rng(3).random((1, plan.in_channels, h, w), dtype=np.float32) * (hi - lo) + lo
+    _check_behaviour(run, {plan.x.name: x}, source, config.range)
+    wrapped = _wrap_translator(onnx.load_from_string(proto.SerializeToString()), plan, config.range)
+    report["parity"] = _parity_translator(run, wrapped, plan, config)
+    report["size_multiple"] = plan.multiple
+    radius, whole = 0, False
+    if plan.fixed is None:
+        wrapped_run = _Runner(onnx.load_from_string(wrapped), source)
+        sizes = tuple(sorted({plan.sizes(s, s)[0] for s in RADIUS_SIZES}))
+        sizes = sizes if len(sizes) > 1 else (*sizes, 2 * sizes[0])
+        found = _radius(lambda a: wrapped_run({"image": a}), plan.in_channels, plan.scale, sizes)
+        radius, whole = (0, True) if found is None else (found, False)
+        report["whole_image" if whole else "receptive_radius"] = True if whole else radius
+    info = ModelInfo(kind="translator", name=config.name, image_shape=(*(plan.fixed or (0, 0)), plan.in_channels),
+                     value_range=(0.0, 1.0), out_channels=plan.out_channels, color_order=config.color_order,
+                     scale=plan.scale, receptive_radius=radius, whole_image=whole,
+                     size_multiple=plan.multiple if plan.multiple > 1 else 0, description=config.description,
+                     training_data=config.training_data, ganrt_version=__version__,
+                     training={"adopted": {**_settings(config), **report}})
+    return wrapped, info
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
@@ -465,8 +588,18 @@ def measure_radius(run: Any, channels: int, scale: int, *, source: str) -> int:
     different amount; the farthest output change (in input pixels) is the radius. If changes reach the
     border at every size in RADIUS_SIZES, the network sees the whole image and cannot be tiled: AdoptError.
     """
+    radius = _radius(run, channels, scale, RADIUS_SIZES)
+    if radius is None:
+        raise AdoptError(f"{source}: changing one pixel changes the output up to the border of a {RADIUS_SIZES[-1]}-pixel "
+                         "image: the network sees the whole image (global pooling or normalisation), so it cannot be tiled "
+                         "exactly")
+    return radius
+
+
+def _radius(run: Any, channels: int, scale: int, sizes: tuple[int, ...]) -> int | None:
+    """``measure_radius`` at square inputs of ``sizes``; None: the changes reach the border at every size."""
     rng = np.random.default_rng(7)
-    for size in RADIUS_SIZES:
+    for size in sizes:
         x = rng.random((1, channels, size, size), dtype=np.float32) * 0.8 + 0.1
         base = run(x)
         c = size // 2
@@ -483,8 +616,7 @@ def measure_radius(run: Any, channels: int, scale: int, *, source: str) -> int:
             reaches |= bool(ys.min() == 0 or xs.min() == 0 or ys.max() == diff.shape[0] - 1 or xs.max() == diff.shape[1] - 1)
         if not reaches:
             return radius
-    raise AdoptError(f"{source}: changing one pixel changes the output up to the border of a {RADIUS_SIZES[-1]}-pixel image: "
-                     "the network sees the whole image (global pooling or normalisation), so it cannot be tiled exactly")
+    return None
 
 
 # -- checks --------------------------------------------------------------------------------------------
@@ -546,6 +678,21 @@ def _parity_upscaler(run: _Runner, wrapped: bytes, plan: _UpscalerPlan, config: 
     return {"max_abs": worst}
 
 
+def _parity_translator(run: _Runner, wrapped: bytes, plan: _TranslatorPlan, config: AdoptConfig) -> dict[str, Any]:
+    """The wrapped float output against the source's, both in [0, 1], at batch 1, 3 and 8."""
+    session = create_session(wrapped, device="cpu", threads=1, source=config.name)
+    lo, hi = config.range
+    worst = 0.0
+    for n, (h, w) in zip(PARITY_BATCH_SIZES, ((19, 27), (16, 16), (8, 13))):
+        h, w = plan.sizes(h, w)
+        x = np.random.default_rng(n).random((n, plan.in_channels, h, w), dtype=np.float32)
+        expected = (run({plan.x.name: x * (hi - lo) + lo}) - lo) / (hi - lo)
+        worst = max(worst, float(np.abs(session.run(None, {"image": x})[0] - expected).max()))
+    if worst > 1e-4:
+        raise AdoptError(f"the wrapped graph differs from the source by {worst:.3g} (more than 1e-4); nothing was written")
+    return {"max_abs": worst}
+
+
 # -- the whole step ------------------------------------------------------------------------------------
 def adopt_bytes(data: bytes, config: AdoptConfig, *, source: str = "model") -> tuple[bytes, dict[str, Any]]:
     """(ganrt model file bytes, report) for the ONNX model ``data``; AdoptError when it does not fit."""
@@ -573,6 +720,8 @@ def adopt_bytes(data: bytes, config: AdoptConfig, *, source: str = "model") -> t
                          training_data=config.training_data, ganrt_version=__version__,
                          training={"adopted": {**_settings(config), "latent_shape": list(plan.latent_shape),
                                                "label": plan.label_kind, "layout": plan.layout, **report}})
+    elif config.kind == "translator":
+        wrapped, info = _adopt_translator(proto, config, run, source, report)
     else:
         plan = _plan_upscaler(proto, config, run, source)
         x = np.random.default_rng(3).random((1, plan.channels, 24, 24), dtype=np.float32)
@@ -603,7 +752,8 @@ def _settings(config: AdoptConfig) -> dict[str, Any]:
     return {"options": {k: v for k, v in {
         "nz": config.nz, "latent_shape": list(config.latent_shape) if config.latent_shape else None, "label": config.label,
         "classes": config.num_classes, "value_range": list(config.range), "image_shape": config.image_shape,
-        "color": config.color if config.kind == "upscaler" else None}.items() if v is not None}, **config.extra}
+        "color": config.color if config.kind == "upscaler" else None,
+        "color_order": config.color_order if config.kind == "translator" else None}.items() if v is not None}, **config.extra}
 
 
 def _with_info(data: bytes, info: ModelInfo) -> bytes:

@@ -1,6 +1,6 @@
-"""Bring your own model: a torch generator or upscaler from anywhere -> a ganrt model file.
+"""Bring your own model: a torch generator, upscaler or translator from anywhere -> a ganrt model file.
 
-``export_generator`` / ``export_upscaler`` take an ``nn.Module`` in eval mode. What the module takes is
+``export_generator`` / ``export_upscaler`` / ``export_translator`` take an ``nn.Module`` in eval mode. What the module takes is
 found by calling it (the latent layout, the label input), everything else by ``adopt`` on the exported
 graph (image shape, scale, receptive radius, range, determinism); then the file's images are compared
 with the module's own at batch sizes 1, 3 and 8 before it is written. ``load_module`` is the CLI's way in:
@@ -215,6 +215,56 @@ def export_upscaler(module: nn.Module, output: str | Path, *, name: str, color: 
         got = session.run(None, ours)[0]
         got = got if channels == 3 else rgb_to_y(got)
         worst = max(worst, float(np.abs(got - expected).max()))
+    if worst > 1e-4:
+        raise ModuleError(f"the file's output differs from the module's by {worst:.3g} (more than 1e-4); nothing was written")
+    report["torch_parity_max_abs"] = worst
+    atomic_write(output, data)
+    return report
+
+
+TRANSLATOR_EXAMPLE_SIDES = (64, 128, 256, 512)  # example input sides tried for the export (a U-Net needs 2^depth)
+
+
+def export_translator(module: nn.Module, output: str | Path, *, name: str, value_range: tuple[float, float] = (-1.0, 1.0),
+                      color_order: str = "rgb", description: str = "", training_data: str = "", overwrite: bool = False,
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a ganrt translator file for ``module`` (eval mode; pix2pix / CycleGAN generators): (N, C_in, H, W)
+    in [0, 1] -> (N, C_out, sH, sW) in [0, 1], the module working in ``value_range`` ([-1, 1] for theirs).
+
+    Exported with dynamic H and W at the first example side that the module takes; the size multiple, the
+    scale and the receptive radius (or that it sees the whole image) are measured by ``adopt``; the file's
+    output equals the module's within 1e-4 at batch sizes 1, 3 and 8, or nothing is written.
+    """
+    output = Path(output)
+    check_output(output, overwrite=overwrite)
+    _check_module(module)
+    first = _first_layer(module)
+    channels = getattr(first, "in_channels", 3) if isinstance(first, nn.Conv2d) else 3
+    lo, hi = value_range
+    x = None
+    for side in TRANSLATOR_EXAMPLE_SIDES:
+        x = torch.rand(2, channels, side, side, generator=torch.Generator().manual_seed(0)) * (hi - lo) + lo
+        y = _call(module, (x,))
+        if y is not None and y.ndim == 4 and y.shape[0] == 2:
+            break
+    else:
+        raise ModuleError(f"the module returned no image batch for (2, {channels}, S, S) inputs, "
+                          f"S in {', '.join(map(str, TRANSLATOR_EXAMPLE_SIDES))}")
+    plain = _to_onnx(module, (x,), ["image", "translated"], {"image": {0: "N", 2: "H", 3: "W"},
+                                                           "translated": {0: "N", 2: "sH", 3: "sW"}})
+    config = AdoptConfig(kind="translator", name=name, description=description, training_data=training_data,
+                         value_range=tuple(value_range), color_order=color_order,
+                         extra={"from": "torch module", **(extra or {})})
+    data, report = adopt_bytes(plain, config, source=name)
+    multiple = max(int(report["size_multiple"]), 1)
+    session = create_session(data, device="cpu", threads=1, source=name)
+    worst = 0.0
+    for n, (h, w) in zip(PARITY_BATCH_SIZES, ((13, 17), (16, 16), (9, 11))):
+        h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+        image = np.random.default_rng(n).random((n, channels, h, w), dtype=np.float32)
+        with torch.inference_mode():
+            expected = (module(torch.from_numpy(image * (hi - lo) + lo)).float().numpy() - lo) / (hi - lo)
+        worst = max(worst, float(np.abs(session.run(None, {"image": image})[0] - expected).max()))
     if worst > 1e-4:
         raise ModuleError(f"the file's output differs from the module's by {worst:.3g} (more than 1e-4); nothing was written")
     report["torch_parity_max_abs"] = worst

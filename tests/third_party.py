@@ -23,6 +23,7 @@ Without torch, importing this module skips the importing test (``pytest.importor
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,233 @@ def export_plain(module: nn.Module, example: Sequence[torch.Tensor] | Mapping[st
     with torch.inference_mode():
         torch.onnx.export(module, args, str(path), **kw)
     return path
+
+
+# --- e. pix2pix / CycleGAN generators ------------------------------------------------------------------------
+# junyanz/pytorch-CycleGAN-and-pix2pix, models/networks.py, classes ResnetGenerator, ResnetBlock, UnetGenerator
+# and UnetSkipConnectionBlock, at commit 78913853ab4a4f5eba717af8433809300c99f0bb. BSD licence (the repository's
+# LICENSE). Unchanged: the layers, their order and attribute names (``model.<i>``, ``conv_block.<i>``), the
+# constructor defaults, the forwards, the ``assert`` on n_blocks. Changed for the linter only: ``super()`` without
+# arguments and an f-string in the padding error. Both work in [-1, 1] (tanh out; the data loader
+# normalises inputs with mean 0.5, std 0.5). get_norm_layer('instance') at that commit passes
+# track_running_stats=True; the repository's later versions pass False, which is how CycleGAN's released
+# models run (statistics of each image, in eval mode too): cyclegan_instance_norm() below.
+class ResnetGenerator(nn.Module):
+    """(N, input_nc, H, W) -> (N, output_nc, H, W), H and W multiples of 4 (two stride-2 convolutions and two
+    transposed ones). CycleGAN's resnet_9blocks / resnet_6blocks."""
+
+    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
+                 padding_type='reflect'):
+        assert(n_blocks >= 0)
+        super().__init__()
+        self.input_nc = input_nc
+        self.output_nc = output_nc
+        self.ngf = ngf
+        if type(norm_layer) == functools.partial:  # noqa: E721  (the authors' test)
+            use_bias = norm_layer.func == nn.InstanceNorm2d
+        else:
+            use_bias = norm_layer == nn.InstanceNorm2d
+
+        model = [nn.ReflectionPad2d(3),
+                 nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+                 norm_layer(ngf),
+                 nn.ReLU(True)]
+
+        n_downsampling = 2
+        for i in range(n_downsampling):  # (N, ngf*mult, H, W) -> (N, 2*ngf*mult, H/2, W/2)
+            mult = 2**i
+            model += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                      norm_layer(ngf * mult * 2),
+                      nn.ReLU(True)]
+
+        mult = 2**n_downsampling
+        for i in range(n_blocks):
+            model += [ResnetBlock(ngf * mult, padding_type=padding_type, norm_layer=norm_layer, use_dropout=use_dropout,
+                                  use_bias=use_bias)]
+
+        for i in range(n_downsampling):  # back up: (N, ngf*mult, h, w) -> (N, ngf*mult/2, 2h, 2w)
+            mult = 2**(n_downsampling - i)
+            model += [nn.ConvTranspose2d(ngf * mult, int(ngf * mult / 2), kernel_size=3, stride=2, padding=1,
+                                         output_padding=1, bias=use_bias),
+                      norm_layer(int(ngf * mult / 2)),
+                      nn.ReLU(True)]
+        model += [nn.ReflectionPad2d(3)]
+        model += [nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0)]
+        model += [nn.Tanh()]
+
+        self.model = nn.Sequential(*model)
+
+    def forward(self, input):
+        return self.model(input)
+
+
+class ResnetBlock(nn.Module):
+    """x + (pad, 3x3 conv, norm, ReLU, [dropout], pad, 3x3 conv, norm)(x), at constant size."""
+
+    def __init__(self, dim, padding_type, norm_layer, use_dropout, use_bias):
+        super().__init__()
+        self.conv_block = self.build_conv_block(dim, padding_type, norm_layer, use_dropout, use_bias)
+
+    def build_conv_block(self, dim, padding_type, norm_layer, use_dropout, use_bias):
+        conv_block = []
+        p = 0
+        if padding_type == 'reflect':
+            conv_block += [nn.ReflectionPad2d(1)]
+        elif padding_type == 'replicate':
+            conv_block += [nn.ReplicationPad2d(1)]
+        elif padding_type == 'zero':
+            p = 1
+        else:
+            raise NotImplementedError(f'padding [{padding_type}] is not implemented')
+
+        conv_block += [nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=use_bias),
+                       norm_layer(dim),
+                       nn.ReLU(True)]
+        if use_dropout:
+            conv_block += [nn.Dropout(0.5)]
+
+        p = 0
+        if padding_type == 'reflect':
+            conv_block += [nn.ReflectionPad2d(1)]
+        elif padding_type == 'replicate':
+            conv_block += [nn.ReplicationPad2d(1)]
+        elif padding_type == 'zero':
+            p = 1
+        else:
+            raise NotImplementedError(f'padding [{padding_type}] is not implemented')
+        conv_block += [nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=use_bias),
+                       norm_layer(dim)]
+
+        return nn.Sequential(*conv_block)
+
+    def forward(self, x):
+        out = x + self.conv_block(x)
+        return out
+
+
+class UnetGenerator(nn.Module):
+    """(N, input_nc, H, W) -> (N, output_nc, H, W), H and W multiples of 2^num_downs (at least 2^5: the five
+    outer blocks are always built). pix2pix's unet_256 is num_downs 8, unet_128 is 7."""
+
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False):
+        super().__init__()
+
+        # construct unet structure
+        unet_block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, input_nc=None, submodule=None, norm_layer=norm_layer,
+                                             innermost=True)
+        for i in range(num_downs - 5):
+            unet_block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, input_nc=None, submodule=unet_block,
+                                                 norm_layer=norm_layer, use_dropout=use_dropout)
+        unet_block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, input_nc=None, submodule=unet_block, norm_layer=norm_layer)
+        unet_block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, input_nc=None, submodule=unet_block, norm_layer=norm_layer)
+        unet_block = UnetSkipConnectionBlock(ngf, ngf * 2, input_nc=None, submodule=unet_block, norm_layer=norm_layer)
+        unet_block = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=unet_block, outermost=True,
+                                             norm_layer=norm_layer)
+
+        self.model = unet_block
+
+    def forward(self, input):
+        return self.model(input)
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """X -> cat(X, up(submodule(down(X)))) (the outermost block returns up(...) alone): each level halves H and W
+    on the way down (4x4 stride-2 convolutions) and doubles them on the way up (4x4 stride-2 transposed)."""
+
+    def __init__(self, outer_nc, inner_nc, input_nc=None,
+                 submodule=None, outermost=False, innermost=False, norm_layer=nn.BatchNorm2d, use_dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        if type(norm_layer) == functools.partial:  # noqa: E721  (the authors' test)
+            use_bias = norm_layer.func == nn.InstanceNorm2d
+        else:
+            use_bias = norm_layer == nn.InstanceNorm2d
+        if input_nc is None:
+            input_nc = outer_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        downrelu = nn.LeakyReLU(0.2, True)
+        downnorm = norm_layer(inner_nc)
+        uprelu = nn.ReLU(True)
+        upnorm = norm_layer(outer_nc)
+
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            down = [downconv]
+            up = [uprelu, upconv, nn.Tanh()]
+            model = down + [submodule] + up
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            down = [downrelu, downconv]
+            up = [uprelu, upconv, upnorm]
+            model = down + up
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            down = [downrelu, downconv, downnorm]
+            up = [uprelu, upconv, upnorm]
+
+            if use_dropout:
+                model = down + [submodule] + up + [nn.Dropout(0.5)]
+            else:
+                model = down + [submodule] + up
+
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        else:
+            return torch.cat([x, self.model(x)], 1)
+
+
+def cyclegan_instance_norm():
+    """The repository's later get_norm_layer('instance'): no affine terms, no running statistics."""
+    return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+
+
+def tiny_cyclegan(*, ngf: int = 4, n_blocks: int = 2, seed: int = SEED) -> tuple[ResnetGenerator, dict[str, Any]]:
+    """CycleGAN's ResnetGenerator with ngf 4 and 2 blocks (64 and 9 there), InstanceNorm without running
+    statistics, reflection padding: it sees the whole image (each norm layer uses the statistics of all of it)."""
+    with _seeded(seed):
+        module = ResnetGenerator(3, 3, ngf=ngf, norm_layer=cyclegan_instance_norm(), n_blocks=n_blocks).eval()
+    return module, {"kind": "translator", "value_range": (-1.0, 1.0)}
+
+
+def tiny_resnet_batchnorm(*, ngf: int = 4, n_blocks: int = 2, seed: int = SEED) -> tuple[ResnetGenerator, dict[str, Any]]:
+    """The same ResnetGenerator with BatchNorm (``--netG resnet_9blocks --norm batch``, pix2pix's norm): in eval
+    mode fully convolutional, so it can be tiled exactly."""
+    with _seeded(seed):
+        module = _settle(ResnetGenerator(3, 3, ngf=ngf, norm_layer=nn.BatchNorm2d, n_blocks=n_blocks),
+                         torch.rand(4, 3, 64, 64) * 2 - 1)
+    return module, {"kind": "translator", "value_range": (-1.0, 1.0)}
+
+
+def tiny_pix2pix(*, num_downs: int = 5, ngf: int = 4, seed: int = SEED) -> tuple[UnetGenerator, dict[str, Any]]:
+    """pix2pix's UnetGenerator with 5 levels and ngf 4 (8 and 64 for unet_256), BatchNorm: sides must be
+    multiples of 2^5 = 32; convolutional in eval mode, with a receptive field wider than small images."""
+    with _seeded(seed):
+        module = _settle(UnetGenerator(3, 3, num_downs, ngf=ngf, norm_layer=nn.BatchNorm2d),
+                         torch.rand(4, 3, 64, 64) * 2 - 1)
+    return module, {"kind": "translator", "value_range": (-1.0, 1.0)}
+
+
+def found_translator(module: nn.Module) -> dict[str, Any]:
+    """What adopting a pix2pix / CycleGAN generator should find, from its architecture: the size multiple
+    (2 per stride-2 level) and whether it sees the whole image (InstanceNorm without running statistics)."""
+    whole = any(isinstance(m, nn.InstanceNorm2d) and not m.track_running_stats for m in module.modules())
+    if isinstance(module, ResnetGenerator):
+        return {"multiple": 4, "whole_image": whole, "scale": 1}
+    if isinstance(module, UnetGenerator):
+        levels = sum(isinstance(m, UnetSkipConnectionBlock) for m in module.modules())
+        return {"multiple": 2**levels, "whole_image": whole, "scale": 1}
+    raise TypeError(f"not a pix2pix / CycleGAN generator: {type(module).__name__}")
+
+
+def translator_reference(module: nn.Module, images: np.ndarray, *,
+                         value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """torch's translation of uint8 images (N, H, W, C) -> uint8 (N, H, W, C'): the repository's test-time
+    pipeline (ToTensor, Normalize(0.5, 0.5): x / 255 * 2 - 1), then the documented conversion out."""
+    lo, hi = value_range
+    x = torch.from_numpy(np.ascontiguousarray(np.asarray(images, np.uint8).transpose(0, 3, 1, 2)))  # (N, C, H, W)
+    x = x.to(torch.float32) / 255.0 * (hi - lo) + lo
+    with torch.inference_mode():
+        return to_uint8(module(x), value_range)

@@ -21,6 +21,10 @@ MAX_METADATA_BYTES = 1 << 20  # 1 MiB: settings, not payloads
 MAX_IMAGE_SIDE = 16384  # larger declared sizes are refused: a bogus file must not make ganrt allocate terabytes
 MAX_CLASSES = 100_000
 MAX_NZ = 1 << 20
+COLOR_ORDERS = ("rgb", "bgr")
+MAX_CHANNELS = 64  # translators: channels in or out
+# fields added after schema 1 -> their defaults: written only when set, read as the default when absent
+OPTIONAL_FIELDS = {"out_channels": 0, "color_order": "rgb", "whole_image": False, "size_multiple": 0}
 
 
 def fixed_image_shape(info: ModelInfo) -> str | None:
@@ -38,6 +42,12 @@ class ModelInfo:
     Upscalers take any size: their ``image_shape`` is (0, 0, C), and ``scale`` and
     ``receptive_radius`` (input pixels each output pixel depends on, per side) tell the tiler
     how far apart tiles must overlap to be exact.
+
+    Translators (image in, image out) add ``out_channels``, ``color_order``, ``whole_image`` (the
+    network sees the whole image: never tiled) and ``size_multiple`` (height and width must be
+    multiples of it; 0: any size). A fixed (H, W) in ``image_shape`` means that size only. These
+    fields came after schema 1 and are optional: ``to_json`` leaves them out at their defaults, so
+    the files of the other kinds are what they were.
     """
 
     kind: str
@@ -52,6 +62,10 @@ class ModelInfo:
     receptive_radius: int = 0
     precision: str = "float32"  # what the network computes in: float32 | int8 | float16 (outputs may be uint8)
     flops: float = 0.0  # FLOPs (2 x multiply-adds) per image; upscalers: per input pixel; 0 = not stated
+    out_channels: int = 0  # translators: channels of the image that comes out (image_shape[2] goes in)
+    color_order: str = "rgb"  # translators: rgb | bgr, the order of 3 channels that the network takes and gives
+    whole_image: bool = False  # translators: an output pixel depends on the whole input (InstanceNorm, pooling)
+    size_multiple: int = 0  # translators: H and W must be multiples of this (a U-Net of depth d: 2^d); 0 = any
     description: str = ""
     training_data: str = ""
     ganrt_version: str = ""
@@ -63,7 +77,8 @@ class ModelInfo:
         return self.kind == "generator" and self.num_classes > 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        raw = {k: v for k, v in asdict(self).items() if k not in OPTIONAL_FIELDS or v != OPTIONAL_FIELDS[k]}
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "model") -> ModelInfo:
@@ -96,6 +111,10 @@ class ModelInfo:
                 scale=int(raw.get("scale", 0)),
                 receptive_radius=int(raw.get("receptive_radius", 0)),
                 flops=float(raw.get("flops", 0.0)),
+                out_channels=int(raw.get("out_channels", 0)),
+                color_order=str(raw.get("color_order", "rgb")),
+                whole_image=_bool(raw, "whole_image"),
+                size_multiple=int(raw.get("size_multiple", 0)),
                 precision=str(raw.get("precision", "float32")),
                 description=str(raw.get("description", "")),
                 training_data=str(raw.get("training_data", "")),
@@ -128,12 +147,24 @@ class ModelInfo:
             raise bad(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not 0 <= self.flops < 1e18:
             raise bad(f"flops {self.flops} must be >= 0")
+        if self.color_order not in COLOR_ORDERS:
+            raise bad(f"color_order {self.color_order!r} is not one of {', '.join(COLOR_ORDERS)}")
+        if not 0 <= self.size_multiple <= MAX_IMAGE_SIDE or not 0 <= self.out_channels <= MAX_CHANNELS:
+            raise bad(f"size_multiple {self.size_multiple} must be in 0..{MAX_IMAGE_SIDE}, "
+                      f"out_channels {self.out_channels} in 0..{MAX_CHANNELS}")
 
 
 def _str(raw: dict, key: str) -> str:
     value = raw[key]
     if not isinstance(value, str) or not value:
         raise ValueError(f"{key} must be a non-empty string")
+    return value
+
+
+def _bool(raw: dict, key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false")
     return value
 
 

@@ -3,4 +3,4 @@
 Importing this package registers every kind; adding a kind is a module here and one name below.
 """
 
-from ganrt.kinds import classifier, generator, upscaler  # noqa: F401  (each registers its Kind)
+from ganrt.kinds import classifier, generator, translator, upscaler  # noqa: F401  (each registers its Kind)

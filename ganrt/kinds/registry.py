@@ -26,7 +26,7 @@ def load(
 ) -> Any:
     """Load a bundled model by name, or a ganrt ONNX file by path.
 
-    Returns the class of the file's kind (``Generator``, ``Upscaler``, ``Classifier``), configured from the
+    Returns the class of the file's kind (``Generator``, ``Upscaler``, ``Translator``, ``Classifier``), configured from the
     file's metadata. ``device`` is ``cpu``, ``cuda`` (an error if CUDA cannot run it), ``tensorrt``
     (TensorRT, then CUDA for what it cannot take) or ``auto``; ``threads`` None lets onnxruntime use one
     thread per core; ``spin`` False keeps idle onnxruntime threads from busy-waiting (for processes that
