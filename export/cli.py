@@ -383,7 +383,7 @@ def _ints(text: str | None, option: str, count: int | None = None) -> tuple[int,
 def model_options(fn):
     """What a user states about a model of their own (``adopt``, ``torch``): None means found by running it."""
     for option in reversed([
-        click.option("--kind", type=click.Choice(["generator", "upscaler"]), required=True),
+        click.option("--kind", type=click.Choice(["generator", "upscaler", "translator"]), required=True),
         click.option("--name", default=None, help="Model name stored in the file (default: OUTPUT's stem)."),
         click.option("--description", default="", help="One line stored in the file's metadata."),
         click.option("--training-data", default="", help="What it was trained on (stored in the metadata)."),
@@ -394,10 +394,13 @@ def model_options(fn):
         click.option("--classes", type=click.IntRange(min=2), default=None, help="Generators: number of classes."),
         click.option("--class-names", default=None, help="Comma-separated class names."),
         click.option("--prior", type=click.Choice(["normal", "sphere", "uniform"]), default="normal", show_default=True),
-        click.option("--value-range", default=None, help="LOW,HIGH of the model's images (default -1,1; upscalers 0,1)."),
+        click.option("--value-range", default=None,
+                     help="LOW,HIGH of the model's images (default -1,1 as pix2pix and CycleGAN; upscalers 0,1)."),
         click.option("--image-shape", default=None, help="H,W,C: only for a generator whose output is flat (N, H*W*C)."),
         click.option("--color", type=click.Choice(["rgb", "y"]), default="rgb", show_default=True,
                      help="Upscalers: y for a network on the Y channel (ESPCN); Cb/Cr are upscaled bicubically."),
+        click.option("--color-order", type=click.Choice(["rgb", "bgr"]), default="rgb", show_default=True,
+                     help="Translators: the order of the three channels the network takes and gives."),
         click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists."),
     ]):
         fn = option(fn)
@@ -405,7 +408,7 @@ def model_options(fn):
 
 
 def _adopt_config(kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
-                  value_range, image_shape, color):
+                  value_range, image_shape, color, color_order="rgb"):
     from .adopt import AdoptConfig
 
     names = tuple(c.strip() for c in class_names.split(",")) if class_names else ()
@@ -413,13 +416,17 @@ def _adopt_config(kind, name, description, training_data, nz, latent_shape, labe
                        latent_shape=_ints(latent_shape, "--latent-shape"), label=label,
                        num_classes=classes if classes is not None else (len(names) or None), class_names=names,
                        prior=prior, value_range=_floats(value_range, "--value-range", 2),
-                       image_shape=_ints(image_shape, "--image-shape", 3), color=color)
+                       image_shape=_ints(image_shape, "--image-shape", 3), color=color, color_order=color_order)
 
 
 def _echo_adopted(output, report: dict) -> None:
     parity = report.get("parity", {})
     said = ", ".join(f"{k} {v}" for k, v in parity.items())
     radius = f", receptive radius {report['receptive_radius']}" if "receptive_radius" in report else ""
+    if report.get("whole_image"):
+        radius = ", sees the whole image (never tiled)"
+    if report.get("size_multiple", 1) > 1:
+        radius += f", sides multiples of {report['size_multiple']}"
     dynamic = f"; batch made dynamic ({', '.join(report['made_batch_dynamic'])})" if report.get("made_batch_dynamic") else ""
     click.echo(f"{output}: parity {said}{radius}{dynamic}")
 
@@ -429,14 +436,14 @@ def _echo_adopted(output, report: dict) -> None:
 @click.argument("output", type=click.Path(dir_okay=False))
 @model_options
 def adopt_cmd(source, output, kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
-              value_range, image_shape, color, overwrite):
+              value_range, image_shape, color, color_order, overwrite):
     """Turn an ONNX file from any exporter into a ganrt model (onnx + onnxruntime; no torch)."""
     from pathlib import Path
 
     from .adopt import adopt_file
 
     config = _adopt_config(kind, name or Path(output).stem, description, training_data, nz, latent_shape, label, classes,
-                           class_names, prior, value_range, image_shape, color)
+                           class_names, prior, value_range, image_shape, color, color_order)
     _echo_adopted(output, adopt_file(source, output, config, overwrite=overwrite))
 
 
@@ -451,11 +458,11 @@ def adopt_cmd(source, output, kind, name, description, training_data, nz, latent
 @click.option("--trust-pickle", is_flag=True, help="Allow a weights file that holds a whole pickled module (runs its code).")
 @model_options
 def torch_cmd(spec, output, weights, kwargs_json, import_path, trust_pickle, kind, name, description, training_data, nz,
-              latent_shape, label, classes, class_names, prior, value_range, image_shape, color, overwrite):
-    """Export your own torch generator or upscaler (MODULE:ATTR + --weights) as a ganrt model, parity-checked."""
+              latent_shape, label, classes, class_names, prior, value_range, image_shape, color, color_order, overwrite):
+    """Export your own torch generator, upscaler or translator (MODULE:ATTR + --weights) as a ganrt model, parity-checked."""
     import json
 
-    from .byom import build_module, export_generator, export_upscaler
+    from .byom import build_module, export_generator, export_translator, export_upscaler
 
     try:
         kwargs = json.loads(kwargs_json) if kwargs_json else {}
@@ -467,7 +474,7 @@ def torch_cmd(spec, output, weights, kwargs_json, import_path, trust_pickle, kin
 
     name = name or Path(output).stem
     config = _adopt_config(kind, name, description, training_data, nz, latent_shape, label, classes, class_names, prior,
-                           value_range, image_shape, color)
+                           value_range, image_shape, color, color_order)
     config.check()
     module = build_module(spec, kwargs=kwargs, weights=weights, trust_pickle=trust_pickle, path=import_path)
     extra = {"module": spec, "kwargs": kwargs}
@@ -476,6 +483,9 @@ def torch_cmd(spec, output, weights, kwargs_json, import_path, trust_pickle, kin
                                   num_classes=config.num_classes, class_names=config.class_names, prior=prior,
                                   value_range=config.range, image_shape=config.image_shape, description=description,
                                   training_data=training_data, overwrite=overwrite, extra=extra)
+    elif kind == "translator":
+        report = export_translator(module, output, name=name, value_range=config.range, color_order=color_order,
+                                   description=description, training_data=training_data, overwrite=overwrite, extra=extra)
     else:
         report = export_upscaler(module, output, name=name, color=color, value_range=config.range, description=description,
                                  training_data=training_data, overwrite=overwrite, extra=extra)

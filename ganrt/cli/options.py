@@ -1,4 +1,5 @@
-"""What the command modules share: the --device / --threads options, loading a generator, label and output checks."""
+"""What the command modules share: the --device / --threads options, loading a generator, label and output checks,
+input images (files, folders, globs) and the PNG each one becomes."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ganrt.core.errors import OutputError
+from ganrt.core.errors import ImageError, OutputError
 from ganrt.core.session import DEVICES
+from ganrt.io.images import read_image
 from ganrt.kinds.generator import Generator
 from ganrt.kinds.registry import load
 
 GRID_MAX = 256  # --grid shows at most the first 256 images (16 x 16)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 device_option = click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                               help="cuda never falls back to the CPU silently; auto picks CUDA when it works.")
@@ -51,3 +54,46 @@ def check_png_or_gif(out: Path, overwrite: bool) -> None:
     check_new_file(out, overwrite, "--out")
 
 
+def expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
+    """Files as given, image files inside folders (sorted, not recursive), and glob patterns."""
+    import glob
+
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        elif not p.exists() and any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item))
+            if not matches:
+                raise ImageError(f"{item} matches no file")
+            paths += [m for m in matches if m.is_file()]
+        else:
+            paths.append(p)
+    if not paths:
+        raise ImageError("no input images found")
+    return paths
+
+
+def image_targets(paths: list[Path], out: Path, *, overwrite: bool, max_pixels: int) -> dict[Path, Path]:
+    """input -> out/STEM.png, after checking every input's header and every output name (before anything is written)."""
+    targets: dict[Path, Path] = {}
+    for p in paths:
+        read_image(p, max_pixels=max_pixels, load=False)
+        target = out / f"{p.stem}.png"
+        if target in targets.values():
+            raise OutputError(f"two inputs would both write {target}; rename one of them")
+        if target.exists() and not overwrite:
+            raise OutputError(f"{target} exists; pass --overwrite to replace it")
+        targets[p] = target
+    return targets
+
+
+def make_folder(out: Path) -> None:
+    """Create the --out folder (and its parents); an existing file there is an OutputError."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from None

@@ -8,34 +8,10 @@ from pathlib import Path
 
 import click
 
-from ganrt.cli.options import device_option, threads_option
-from ganrt.core.errors import ImageError, OutputError
+from ganrt.cli.options import device_option, expand_inputs, image_targets, make_folder, threads_option
 from ganrt.io.files import atomic_write
 from ganrt.io.images import DEFAULT_MAX_PIXELS, read_image
 from ganrt.kinds.registry import load
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def _expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
-    """Files as given, image files inside folders (sorted, not recursive), and glob patterns."""
-    import glob
-
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
-        elif not p.exists() and any(ch in item for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(item))
-            if not matches:
-                raise ImageError(f"{item} matches no file")
-            paths += [m for m in matches if m.is_file()]
-        else:
-            paths.append(p)
-    if not paths:
-        raise ImageError("no input images found")
-    return paths
 
 
 @click.command()
@@ -53,23 +29,10 @@ def _expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
 def upscale(inputs, model, out, tile, overlap, max_pixels, device, threads, overwrite, progress):
     """Upscale image files (files, folders and globs) into --out DIR as PNG."""
     up = load(model, device=device, threads=threads, kind="upscaler")
-    paths = _expand_inputs(inputs)
-    targets = {}
-    for p in paths:  # check every input (header) and output name before writing anything
-        read_image(p, max_pixels=max_pixels, load=False)
-        target = out / f"{p.stem}.png"
-        if target in targets.values():
-            raise OutputError(f"two inputs would both write {target}; rename one of them")
-        if target.exists() and not overwrite:
-            raise OutputError(f"{target} exists; pass --overwrite to replace it")
-        targets[p] = target
+    paths = expand_inputs(inputs)
+    targets = image_targets(paths, out, overwrite=overwrite, max_pixels=max_pixels)
     up.check_options(tile=tile, overlap=overlap)  # bad --tile / --overlap fail before any work
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    make_folder(out)
     show = sys.stderr.isatty() if progress is None else progress
     with click.progressbar(paths, label="upscaling", file=sys.stderr, hidden=not show) as bar:
         for p in bar:

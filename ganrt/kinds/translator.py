@@ -118,7 +118,8 @@ class Translator(Model):
         Returns uint8 (H*s, W*s, C_out) ((H*s, W*s) for a 2-D input and one channel out), or a Pillow
         image for a Pillow image. ``tile`` None (default) runs the whole image at once: exactly the
         network's result, in memory that grows with the image. A ``tile`` (input pixels) bounds memory
-        and stays exact: ``overlap`` (default 2 x receptive radius + 8) of at least 2 x radius; both are
+        and stays exact: ``overlap`` (default 2 x receptive radius + 8; a tile that cannot hold it is an
+        error, not a silently inexact result) of at least 2 x radius; both are
         rounded to multiples of ``size_multiple`` so that every tile is a size the network takes and sits
         on the whole-image run's stride grid. Models that see the whole image refuse a tile
         (ParameterError); fixed-size models too. ``fit`` says how the size was fitted.
@@ -170,6 +171,12 @@ class Translator(Model):
             raise ParameterError(f"'{self.name}' takes {w}x{h} images only; it runs on the whole (resized) image, "
                                  "leave the tile out")
         m = self.size_multiple
+        if overlap is None:  # exact, unlike the upscalers' default (capped at half a tile): a small tile is an error
+            overlap = self.default_overlap
+            if isinstance(tile, (int, np.integer)) and not isinstance(tile, bool) and tile // m * m <= overlap:
+                raise ParameterError(f"tile {tile} is too small for exact tiles of '{self.name}': its receptive radius "
+                                     f"{self.receptive_radius} needs an overlap of {overlap}, so tiles of at least "
+                                     f"{overlap + m} (or leave the tile out)")
         tile, overlap, batch_size = check_tile_options(
             tile=tile, overlap=overlap, batch_size=DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
             default_overlap=self.default_overlap)

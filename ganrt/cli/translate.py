@@ -1,0 +1,56 @@
+"""``ganrt translate``: image files, folders and globs through a translator (pix2pix, CycleGAN) into a folder of PNGs."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import click
+
+from ganrt.cli.options import device_option, expand_inputs, image_targets, make_folder, threads_option
+from ganrt.io.files import atomic_write
+from ganrt.io.images import DEFAULT_MAX_PIXELS, read_image
+from ganrt.kinds.registry import load
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "-m", required=True, help="A translator: a bundled name or an .onnx file.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder for the translated PNGs.")
+@click.option("--tile", type=click.IntRange(min=1), default=None,
+              help="Tile side in input pixels (default: the whole image at once); exact, refused for models that see "
+                   "the whole image.")
+@click.option("--overlap", type=click.IntRange(min=0), default=None, help="Tile overlap in input pixels (default: exact tiles).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse larger inputs.")
+@device_option
+@threads_option
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def translate(inputs, model, out, tile, overlap, max_pixels, device, threads, overwrite, progress):
+    """Translate image files (files, folders and globs) into --out DIR as PNG; says how each size was fitted."""
+    tr = load(model, device=device, threads=threads, kind="translator")
+    paths = expand_inputs(inputs)
+    targets = image_targets(paths, out, overwrite=overwrite, max_pixels=max_pixels)
+    tr.check_options(tile=tile, overlap=overlap)  # bad --tile / --overlap, or a tile it cannot take, fail before any work
+    make_folder(out)
+    show = sys.stderr.isatty() if progress is None else progress
+    fitted = []
+    with click.progressbar(paths, label="translating", file=sys.stderr, hidden=not show) as bar:
+        for p in bar:
+            im = read_image(p, max_pixels=max_pixels)
+            fit = tr.fit(im.height, im.width)
+            result = tr.translate(im, tile=tile, overlap=overlap)
+            buf = io.BytesIO()
+            result.save(buf, format="PNG")
+            atomic_write(targets[p], buf.getvalue())
+            if fit.how != "none":
+                fitted.append(f"{p.name}: {fit.describe()}")
+    for line in fitted:
+        click.echo(line)
+    how = f"in tiles of {tile}" if tile else "whole"
+    click.echo(f"{len(paths)} images translated ({how}) by {tr.name} -> {out}")
+
+
+COMMANDS = (translate,)
