@@ -492,6 +492,25 @@ def torch_cmd(spec, output, weights, kwargs_json, import_path, trust_pickle, kin
     _echo_adopted(output, report)
 
 
+@cli.command("spandrel")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--name", default=None, help="Model name stored in the file (default: OUTPUT's stem).")
+@click.option("--description", default="", help="One line stored in the file's metadata (default: the architecture and scale).")
+@click.option("--training-data", default="", help="What it was trained on (stored in the metadata).")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def spandrel_cmd(model, output, name, description, training_data, overwrite):
+    """Export a super-resolution MODEL (.pth, .safetensors) that spandrel recognises as a ganrt upscaler."""
+    from .spandrel_import import export_spandrel
+
+    report = export_spandrel(model, output, name=name, description=description, training_data=training_data,
+                             overwrite=overwrite)
+    about = report["spandrel"]
+    click.echo(f"{about['architecture']} x{about['scale']} ({', '.join(about['tags']) or 'no tags'}), "
+               f"spandrel {about['spandrel_version']}")
+    _echo_adopted(output, report)
+
+
 def main() -> None:
     run(cli)
 
