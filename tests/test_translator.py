@@ -209,3 +209,24 @@ def test_export_cli_torch_kind_translator(tmp_path):
     assert "sides multiples of 32" in run.stdout and "receptive radius" in run.stdout
     img = photo(64, 64, 8)
     assert worst(ganrt.load(out).translate(img), tp.translator_reference(module, img[None])[0]) <= 1
+
+
+def test_adopt_cli_with_bgr_colour_order_and_no_torch_at_run_time(files, tmp_path):
+    module, _, _ = files["resnet-bn"]
+    src = tp.export_plain(module, [torch.zeros(2, 3, 64, 64)], tmp_path / "plain.onnx", input_names=["x"],
+                          dynamic_hw=True, dynamo=False)
+    out = tmp_path / "bgr.onnx"
+    run = subprocess.run([str(BIN / "ganrt-export"), "adopt", str(src), str(out), "--kind", "translator", "--color-order", "bgr"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "receptive radius" in run.stdout and "sides multiples of 4" in run.stdout
+    img = photo(48, 64, 9)
+    np.save(tmp_path / "img.npy", img)
+    got, given = str(tmp_path / "got.npy"), str(tmp_path / "img.npy")
+    script = (f"import sys, numpy as np, ganrt; tr = ganrt.load({str(out)!r}); "
+              f"np.save({got!r}, tr.translate(np.load({given!r}))); assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # the network sees (and gives) B, G, R: ganrt reverses the channels on the way in and out
+    expected = tp.translator_reference(module, img[None, ..., ::-1].copy())[0, ..., ::-1]
+    assert worst(np.load(tmp_path / "got.npy"), expected) <= 1

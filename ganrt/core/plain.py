@@ -130,6 +130,8 @@ def suggest(inputs: tuple[Port, ...], outputs: tuple[Port, ...], *, in_path: str
                      "so pass --value-range 0,1 for a Sigmoid output")
     else:
         notes.append("--value-range 0,1 is the default for upscalers; pass --value-range -1,1 if the model works on [-1, 1]")
+        notes.append("a network whose output keeps the input's size (pix2pix, CycleGAN) is --kind translator instead "
+                     "(default --value-range -1,1); adopt finds its size constraint and whether it sees the whole image")
     target = Path(in_path)
     command = ["ganrt-export", "adopt", shlex.quote(in_path), shlex.quote(str(target.with_name(f"{target.stem}-ganrt.onnx"))),
                *args, *out_args]
