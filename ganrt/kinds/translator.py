@@ -112,8 +112,8 @@ class Translator(Model):
 
     def translate(self, image: Any, *, tile: int | None = None, overlap: int | None = None,
                   batch_size: int | None = None) -> Any:
-        """Translate ``image``: uint8 (H, W) or (H, W, C) with C the model's input channels (3-channel
-        models also take RGBA: alpha is kept, resized bicubic at a scale), or a Pillow image.
+        """Translate ``image``: uint8 (H, W) or (H, W, C) with C the model's input channels (models of 3
+        channels in and 1 or 3 out also take RGBA: alpha is kept, resized bicubic at a scale), or a Pillow image.
 
         Returns uint8 (H*s, W*s, C_out) ((H*s, W*s) for a 2-D input and one channel out), or a Pillow
         image for a Pillow image. ``tile`` None (default) runs the whole image at once: exactly the
@@ -135,9 +135,10 @@ class Translator(Model):
             flat = True
         else:
             flat = False
-        alpha = arr.ndim == 3 and c == 3 and arr.shape[2] == 4
+        alpha = arr.ndim == 3 and c == 3 and arr.shape[2] == 4 and self.out_channels in (1, 3)
         if arr.ndim != 3 or not (arr.shape[2] == c or alpha):
-            wanted = "(H, W) or (H, W, 1)" if c == 1 else f"(H, W, {c})" + (" or (H, W, 4)" if c == 3 else "")
+            rgba = c == 3 and self.out_channels in (1, 3)
+            wanted = "(H, W) or (H, W, 1)" if c == 1 else f"(H, W, {c})" + (" or (H, W, 4)" if rgba else "")
             raise ParameterError(f"'{self.name}' translates {wanted} images, got shape {arr.shape}")
         if arr.shape[0] == 0 or arr.shape[1] == 0:
             raise ParameterError(f"cannot translate a zero-size image ({arr.shape[0]}x{arr.shape[1]})")
@@ -229,14 +230,15 @@ class Translator(Model):
         if c not in _PIL_MODES or self.out_channels not in _PIL_MODES:
             raise ParameterError(f"'{self.name}' maps {c} channels to {self.out_channels}: give a numpy array, "
                                  "Pillow images have 1, 3 or 4")
-        has_alpha = c == 3 and ("transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"))
+        has_alpha = c == 3 and self.out_channels in (1, 3) and (
+            "transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"))
         if im.mode in ("I", "I;16", "F"):  # high bit depth: scale to 8 bits first
             arr = np.asarray(im, dtype=np.float64)
             peak = 65535.0 if arr.max() > 255 else 255.0
             im = Image.fromarray(np.clip(np.rint(arr * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
         target = "RGBA" if has_alpha else _PIL_MODES[c]
         out = self.translate(np.asarray(im.convert(target)), tile=tile, overlap=overlap, batch_size=batch_size)
-        mode = "RGBA" if has_alpha and self.out_channels == 3 else _PIL_MODES[self.out_channels]
+        mode = {1: "LA", 3: "RGBA"}[self.out_channels] if has_alpha else _PIL_MODES[self.out_channels]
         return Image.fromarray(out, mode=mode)
 
 
