@@ -64,7 +64,7 @@ class ModelInfo:
     flops: float = 0.0  # FLOPs (2 x multiply-adds) per image; upscalers: per input pixel; 0 = not stated
     out_channels: int = 0  # translators: channels of the image that comes out (image_shape[2] goes in)
     color_order: str = "rgb"  # translators: rgb | bgr, the order of 3 channels that the network takes and gives
-    whole_image: bool = False  # translators: an output pixel depends on the whole input (InstanceNorm, pooling)
+    whole_image: bool = False  # translators: output pixels depend on the whole input (InstanceNorm, pooling, a huge field)
     size_multiple: int = 0  # translators: H and W must be multiples of this (a U-Net of depth d: 2^d); 0 = any
     description: str = ""
     training_data: str = ""

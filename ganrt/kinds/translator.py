@@ -5,9 +5,10 @@ size the network takes (reflect-pad to the next multiple and crop back, or resiz
 and back: ``Translator.fit`` says which), run it whole or in exact tiles (``kinds.tiling``, with the
 measured receptive radius), post-process (uint8, back to the input's layout).
 
-Networks that see the whole image (InstanceNorm without running statistics, CycleGAN's default, or
-global pooling: ``info.whole_image``) always run on the whole image; a tile request is an error, because
-no overlap makes their tiles agree with the whole-image result.
+Networks that see the whole image (InstanceNorm without running statistics, CycleGAN's default, global
+pooling, or a receptive field wider than the sizes adopt measured at, as pix2pix's 8-level unet_256:
+``info.whole_image``) always run on the whole image; a tile request is an error, because no overlap makes
+their tiles agree with the whole-image result.
 """
 
 from __future__ import annotations
@@ -164,9 +165,10 @@ class Translator(Model):
                 raise ParameterError("overlap is for tiles: give a tile too")
             return None, 0, 1
         if self.whole_image:
-            raise ParameterError(f"'{self.name}' sees the whole image (changing one input pixel changes every output "
-                                 "pixel: InstanceNorm without running statistics or global pooling), so no tiles can give "
-                                 "its result exactly; leave the tile out to run it on the whole image")
+            raise ParameterError(f"'{self.name}' sees the whole image (changing one input pixel changes the output up to "
+                                 "the border: InstanceNorm without running statistics, global pooling, or a receptive field "
+                                 "wider than the sizes measured, as a deep U-Net's), so no tiles can give its result "
+                                 "exactly; leave the tile out to run it on the whole image")
         if self.fixed_size is not None:
             h, w = self.fixed_size
             raise ParameterError(f"'{self.name}' takes {w}x{h} images only; it runs on the whole (resized) image, "
