@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,18 @@ def float_to_uint8(x: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)
     lo, hi = value_range
     y = (np.asarray(x, dtype=np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
     return np.clip(np.rint(y), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def eight_bit(im: Any) -> Any:
+    """A Pillow image of a high bit depth mode (I, I;16, F) as mode L, scaled to 8 bits (16-bit data where a value
+    exceeds 255, else 8-bit data in a wide mode); other images as they are."""
+    if im.mode not in ("I", "I;16", "F"):
+        return im
+    from PIL import Image
+
+    arr = np.asarray(im, dtype=np.float64)
+    peak = 65535.0 if arr.max() > 255 else 255.0
+    return Image.fromarray(np.clip(np.rint(arr * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
 
 
 def bicubic_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

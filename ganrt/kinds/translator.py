@@ -24,7 +24,7 @@ from ganrt.core.kind import Kind, register
 from ganrt.core.model import Model
 from ganrt.core.run import run_session
 from ganrt.core.schema import MAX_CHANNELS, MAX_IMAGE_SIDE, ModelInfo
-from ganrt.io.images import bicubic_resize
+from ganrt.io.images import bicubic_resize, eight_bit
 from ganrt.kinds.tiling import RAMP_PIXELS, check_tile_options, tiled
 
 DEFAULT_BATCH_SIZE = 1  # tiles per onnxruntime call: translators are wide, one tile's activations are already large
@@ -234,10 +234,7 @@ class Translator(Model):
                                  "Pillow images have 1, 3 or 4")
         has_alpha = c == 3 and self.out_channels in (1, 3) and (
             "transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"))
-        if im.mode in ("I", "I;16", "F"):  # high bit depth: scale to 8 bits first
-            arr = np.asarray(im, dtype=np.float64)
-            peak = 65535.0 if arr.max() > 255 else 255.0
-            im = Image.fromarray(np.clip(np.rint(arr * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
+        im = eight_bit(im)  # high bit depth: scaled to 8 bits first
         target = "RGBA" if has_alpha else _PIL_MODES[c]
         out = self.translate(np.asarray(im.convert(target)), tile=tile, overlap=overlap, batch_size=batch_size)
         mode = {1: "LA", 3: "RGBA"}[self.out_channels] if has_alpha else _PIL_MODES[self.out_channels]

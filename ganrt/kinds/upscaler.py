@@ -17,7 +17,7 @@ from ganrt.core.kind import Kind, register
 from ganrt.core.model import Model
 from ganrt.core.run import run_session
 from ganrt.core.schema import ModelInfo
-from ganrt.io.images import bicubic_resize
+from ganrt.io.images import bicubic_resize, eight_bit
 from ganrt.kinds.tiling import RAMP_PIXELS, check_tile_options, tiled
 
 DEFAULT_TILE = 256  # input pixels per side: ~15 MB of float activations per tile at width 48
@@ -113,10 +113,7 @@ class Upscaler(Model):
             return Image.fromarray(np.stack([gray, alpha], axis=2), mode="LA")
         has_alpha = "transparency" in im.info or mode in ("PA", "RGBa", "La")
         target = "RGBA" if has_alpha else ("L" if mode in ("1", "I", "I;16", "F") else "RGB")
-        if mode in ("I", "I;16", "F"):  # high bit depth: scale to 8 bits first
-            arr = np.asarray(im, dtype=np.float64)
-            peak = 65535.0 if arr.max() > 255 else 255.0
-            im = Image.fromarray(np.clip(np.rint(arr * 255.0 / peak), 0, 255).astype(np.uint8), mode="L")
+        im = eight_bit(im)  # high bit depth: scaled to 8 bits first
         return self._upscale_pil(im.convert(target), tile, overlap, batch_size)
 
     # -- the tiled core -----------------------------------------------------------------------
