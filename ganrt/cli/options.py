@@ -10,7 +10,7 @@ import numpy as np
 
 from ganrt.core.errors import ImageError, OutputError
 from ganrt.core.session import DEVICES
-from ganrt.io.images import read_image
+from ganrt.io.images import DEFAULT_MAX_PIXELS, read_image
 from ganrt.kinds.generator import Generator
 from ganrt.kinds.registry import load
 
@@ -97,3 +97,29 @@ def make_folder(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+
+
+def image_folder_options(*, verb: str, tile_help: str):
+    """The options of a command that turns image files into a folder of PNGs (``upscale``, ``translate``):
+    --out, --tile, --overlap, --max-pixels, --device, --threads, --overwrite, --progress."""
+    options = [
+        click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+                     help=f"Folder for the {verb} PNGs."),
+        click.option("--tile", type=click.IntRange(min=1), default=None, help=tile_help),
+        click.option("--overlap", type=click.IntRange(min=0), default=None,
+                     help="Tile overlap in input pixels (default: exact tiles)."),
+        click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+                     help="Refuse larger inputs."),
+        device_option,
+        threads_option,
+        click.option("--overwrite", is_flag=True, help="Replace existing output files."),
+        click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."),
+    ]
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+

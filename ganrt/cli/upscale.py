@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 
 import click
 
-from ganrt.cli.options import device_option, expand_inputs, image_targets, make_folder, threads_option
+from ganrt.cli.options import expand_inputs, image_folder_options, image_targets, make_folder
 from ganrt.io.files import atomic_write
-from ganrt.io.images import DEFAULT_MAX_PIXELS, read_image
+from ganrt.io.images import read_image
 from ganrt.kinds.registry import load
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--model", "-m", default="sr-x4", show_default=True, help="An upscaler: a bundled name or an .onnx file.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder for the upscaled PNGs.")
-@click.option("--tile", type=click.IntRange(min=1), default=None, help="Tile side in input pixels (default 256): bounds memory.")
-@click.option("--overlap", type=click.IntRange(min=0), default=None, help="Tile overlap in input pixels (default: exact tiles).")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Refuse larger inputs.")
-@device_option
-@threads_option
-@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@image_folder_options(verb="upscaled", tile_help="Tile side in input pixels (default 256): bounds memory.")
 def upscale(inputs, model, out, tile, overlap, max_pixels, device, threads, overwrite, progress):
     """Upscale image files (files, folders and globs) into --out DIR as PNG."""
     up = load(model, device=device, threads=threads, kind="upscaler")
