@@ -461,9 +461,11 @@ def _wrap_upscaler(proto: onnx.ModelProto, plan: _UpscalerPlan, value_range: tup
         y_name, cbcr = b.name("y"), b.name("cbcr")
         b.nodes_before.append(helper.make_node("Split", [ycc, split], [y_name, cbcr], axis=1))
         b.node("Identity", [_to_range(b, y_name, value_range)], out=src_in)
-        s = float(plan.scale)
-        up = b.node("Resize", [cbcr, "", b.const(np.array([1, 1, s, s], np.float32), "scales")], after=True,
-                    mode="cubic", cubic_coeff_a=-0.5, coordinate_transformation_mode="half_pixel", exclude_outside=1)
+        # cubic x s of Cb/Cr as one 5x5 convolution per phase + DepthToSpace: onnxruntime's cubic Resize took
+        # 225-240 ms for 2 x 256^2 -> 768^2 here, the convolution a few ms (benchmarks/NOTES.md)
+        padded = b.node("Pad", [cbcr, b.const(np.array([0, 0, 2, 2, 0, 0, 2, 2], np.int64))], after=True, mode="edge")
+        phases = b.node("Conv", [padded, b.const(cubic_phase_kernels(plan.scale, 2), "cubic_phases")], after=True, group=2)
+        up = b.node("DepthToSpace", [phases], after=True, blocksize=plan.scale, mode="CRD")  # (N, 2, sH, sW)
         merged = b.node("Concat", [_from_range(b, src_out, value_range), up], after=True, axis=1)
         centred = b.node("Sub", [merged, b.const(_YCBCR_OFFSET.reshape(1, 3, 1, 1))], after=True)
         back = b.const(np.linalg.inv(_RGB_TO_YCBCR.astype(np.float64)).astype(np.float32).reshape(3, 3, 1, 1), "ycbcr_to_rgb")
@@ -574,6 +576,25 @@ def _adopt_translator(proto: onnx.ModelProto, config: AdoptConfig, run: _Runner,
                      training_data=config.training_data, ganrt_version=__version__,
                      training={"adopted": {**_settings(config), **report}})
     return wrapped, info
+
+
+def cubic_phase_kernels(scale: int, channels: int, a: float = -0.5) -> np.ndarray:
+    """Conv weights (channels * scale^2, 1, 5, 5) for a depthwise convolution whose output channel
+    ``c * scale^2 + py * scale + px``, rearranged by DepthToSpace (CRD), is the cubic (Keys, ``a`` = -0.5 as
+    Pillow's BICUBIC) upsampling by ``scale`` with half-pixel centres: output pixel ``s*i + p`` samples the input
+    at ``i + (p + 0.5) / s - 0.5``, so each phase is a fixed 5-tap filter over inputs i-2..i+2 (one tap 0).
+    Edges: the input is padded by replicating 2 pixels (Pillow renormalises there instead)."""
+
+    def keys(t: np.ndarray) -> np.ndarray:
+        t = np.abs(t)
+        near = ((a + 2) * t - (a + 3)) * t * t + 1
+        far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+        return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+    taps = np.arange(-2, 3)
+    per_phase = np.stack([keys((p + 0.5) / scale - 0.5 - taps) for p in range(scale)])  # (scale, 5)
+    kernel = per_phase[:, None, :, None] * per_phase[None, :, None, :]  # (py, px, 5, 5)
+    return np.tile(kernel.reshape(scale * scale, 1, 5, 5), (channels, 1, 1, 1)).astype(np.float32)
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
