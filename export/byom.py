@@ -374,7 +374,13 @@ def build_module(spec: str | None, *, kwargs: dict[str, Any] | None = None, weig
     if weights is not None:
         if module is None and not trust_pickle:
             raise ModuleError("without MODULE:ATTR the weights file must hold a whole module: that needs --trust-pickle")
-        module = load_weights(module, weights, trust_pickle=trust_pickle)
+        if path is not None:  # a pickled module's classes are imported by name, from the same folder as MODULE's
+            sys.path.insert(0, str(Path(path).resolve()))
+        try:
+            module = load_weights(module, weights, trust_pickle=trust_pickle)
+        finally:
+            if path is not None:
+                sys.path.pop(0)
     if module is None:
         raise ModuleError("give MODULE:ATTR, or --weights FILE holding a whole module (with --trust-pickle)")
     return module.eval()

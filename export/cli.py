@@ -448,8 +448,7 @@ def adopt_cmd(source, output, kind, name, description, training_data, nz, latent
 
 
 @cli.command("torch")
-@click.argument("spec", metavar="MODULE:ATTR", required=False)
-@click.argument("output", type=click.Path(dir_okay=False))
+@click.argument("args", metavar="[MODULE:ATTR] OUTPUT", nargs=-1, required=True)
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="A state dict saved with torch.save (nn.DataParallel's module. prefixes are stripped).")
 @click.option("--kwargs", "kwargs_json", default=None, help="JSON object of keyword arguments for MODULE:ATTR.")
@@ -457,10 +456,16 @@ def adopt_cmd(source, output, kind, name, description, training_data, nz, latent
               help="Folder searched first for MODULE.")
 @click.option("--trust-pickle", is_flag=True, help="Allow a weights file that holds a whole pickled module (runs its code).")
 @model_options
-def torch_cmd(spec, output, weights, kwargs_json, import_path, trust_pickle, kind, name, description, training_data, nz,
+def torch_cmd(args, weights, kwargs_json, import_path, trust_pickle, kind, name, description, training_data, nz,
               latent_shape, label, classes, class_names, prior, value_range, image_shape, color, color_order, overwrite):
-    """Export your own torch generator, upscaler or translator (MODULE:ATTR + --weights) as a ganrt model, parity-checked."""
+    """Export your own torch generator, upscaler or translator (MODULE:ATTR + --weights) as a ganrt model, parity-checked.
+
+    MODULE:ATTR may be left out when --weights holds a whole pickled module (with --trust-pickle)."""
     import json
+
+    if len(args) > 2:
+        raise click.UsageError(f"expected [MODULE:ATTR] OUTPUT, got {len(args)} arguments")
+    spec, output = (None, args[0]) if len(args) == 1 else args
 
     from .byom import build_module, export_generator, export_translator, export_upscaler
 

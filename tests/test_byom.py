@@ -250,6 +250,11 @@ def test_cli_refuses_pickles_bad_imports_and_wrong_keys_in_one_line(tmp_path):
                          str(whole), "--trust-pickle", "--kwargs", '{"ngpu": 1, "ngf": 8}', "--kind", "generator", "--name", "x",
                          "--path", here], capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr
+    # a whole pickled module needs no MODULE:ATTR; its classes are imported from --path
+    whole_only = subprocess.run([str(BIN / "ganrt-export"), "torch", str(tmp_path / "y.onnx"), "--weights", str(whole),
+                                 "--trust-pickle", "--kind", "generator", "--path", here], capture_output=True, text=True,
+                                timeout=600)
+    assert whole_only.returncode == 0 and (tmp_path / "y.onnx").is_file(), whole_only.stderr
 
 
 def test_adopt_refuses_contradictions_and_whole_image_networks(tmp_path):
