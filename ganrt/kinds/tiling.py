@@ -14,10 +14,15 @@ that no later tile touches are finalised to uint8 at once. Peak memory is the ui
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ganrt.core.errors import ParameterError
+from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.kind import article
+from ganrt.core.model import Model
+from ganrt.core.schema import ModelInfo
 
 RAMP_PIXELS = 8  # input pixels of smooth cross-fade inside the default overlap
 
@@ -111,3 +116,25 @@ def _emit(out, band, band_top, stop, norm_y, norm_x) -> None:
     rows = slice(band_top, stop)
     norm = norm_y[rows, None, None] * norm_x[None, :, None]  # (rows, W*s, 1)
     out[rows] = np.clip(np.rint(band[: stop - band_top] / norm * 255.0), 0, 255).astype(np.uint8)
+
+
+class TiledModel(Model):
+    """What the image-to-image kinds share: one float (N, C, H, W) input, a scale and a receptive radius."""
+
+    takes = "one float (N, C, H, W) input"  # what a subclass's error says its graph must take
+
+    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
+        super().__init__(session, info, source=source, path=path)
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type != "tensor(float)":
+            raise ModelFormatError(f"{source}: {article(info.kind)} takes {self.takes}")
+        self._input = inputs[0].name
+        self._output = session.get_outputs()[0].name
+
+    @property
+    def scale(self) -> int:
+        return self.info.scale
+
+    @property
+    def receptive_radius(self) -> int:
+        return self.info.receptive_radius

@@ -14,18 +14,16 @@ their tiles agree with the whole-image result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.errors import ParameterError
 from ganrt.core.kind import Kind, register
-from ganrt.core.model import Model
 from ganrt.core.run import run_session
 from ganrt.core.schema import MAX_CHANNELS, MAX_IMAGE_SIDE, ModelInfo
 from ganrt.io.images import bicubic_resize, eight_bit
-from ganrt.kinds.tiling import RAMP_PIXELS, check_tile_options, tiled
+from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, check_tile_options, tiled
 
 DEFAULT_BATCH_SIZE = 1  # tiles per onnxruntime call: translators are wide, one tile's activations are already large
 BENCH_IMAGE_SIDE = 256  # ganrt bench times translators on 256x256 inputs (pix2pix's training size)
@@ -51,16 +49,8 @@ class Fit:
         return f"{w}x{h} as it is"
 
 
-class Translator(Model):
+class Translator(TiledModel):
     """A loaded translator (``ganrt.load("edges2clothes.onnx")``). Stateless per call and thread-safe."""
-
-    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
-        super().__init__(session, info, source=source, path=path)
-        inputs = session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type != "tensor(float)":
-            raise ModelFormatError(f"{source}: a translator takes one float (N, C, H, W) input")
-        self._input = inputs[0].name
-        self._output = session.get_outputs()[0].name
 
     @property
     def in_channels(self) -> int:
@@ -69,14 +59,6 @@ class Translator(Model):
     @property
     def out_channels(self) -> int:
         return self.info.out_channels
-
-    @property
-    def scale(self) -> int:
-        return self.info.scale
-
-    @property
-    def receptive_radius(self) -> int:
-        return self.info.receptive_radius
 
     @property
     def whole_image(self) -> bool:

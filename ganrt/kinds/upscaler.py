@@ -7,42 +7,26 @@ model's receptive radius), run each batch of tiles (uint8 -> float [0, 1] -> the
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.errors import ParameterError
 from ganrt.core.kind import Kind, register
-from ganrt.core.model import Model
 from ganrt.core.run import run_session
 from ganrt.core.schema import ModelInfo
 from ganrt.io.images import bicubic_resize, eight_bit
-from ganrt.kinds.tiling import RAMP_PIXELS, check_tile_options, tiled
+from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, check_tile_options, tiled
 
 DEFAULT_TILE = 256  # input pixels per side: ~15 MB of float activations per tile at width 48
 DEFAULT_BATCH_SIZE = 4  # tiles per onnxruntime call
 BENCH_IMAGE_SIDE = 256  # ganrt bench times upscalers on 256x256 inputs
 
 
-class Upscaler(Model):
+class Upscaler(TiledModel):
     """A loaded upscaler (``ganrt.load("sr-x4")``). Stateless per call and thread-safe."""
 
-    def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
-        super().__init__(session, info, source=source, path=path)
-        inputs = session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type != "tensor(float)":
-            raise ModelFormatError(f"{source}: an upscaler takes one float (N, 3, H, W) input")
-        self._input = inputs[0].name
-        self._output = session.get_outputs()[0].name
-
-    @property
-    def scale(self) -> int:
-        return self.info.scale
-
-    @property
-    def receptive_radius(self) -> int:
-        return self.info.receptive_radius
+    takes = "one float (N, 3, H, W) input"
 
     @property
     def default_overlap(self) -> int:
