@@ -166,8 +166,9 @@ def export_generator(module: nn.Module, output: str | Path, *, name: str, nz: in
         ours = {"z": zz} | ({} if make is None else {"label": (np.arange(n) % k).astype(np.int64)})
         return targs, ours
 
+    h, w, c = report_shape(data)  # once: it opens a session on the file
+
     def reference(y: np.ndarray, _args) -> np.ndarray:
-        h, w, c = report_shape(data)
         y = y.reshape(len(y), c, h, w) if y.ndim == 2 else y
         y = y.transpose(0, 3, 1, 2) if y.shape[1] not in (1, 3) and y.shape[3] in (1, 3) else y
         return float_to_uint8(y, tuple(value_range))

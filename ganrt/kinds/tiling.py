@@ -138,3 +138,13 @@ class TiledModel(Model):
     @property
     def receptive_radius(self) -> int:
         return self.info.receptive_radius
+
+
+def bench_call(run_many: Callable[[np.ndarray], Any], shape: tuple[int, int, int],
+               flops_per_pixel: float) -> tuple[Callable[[int], Any], float | None]:
+    """``Kind.bench`` for image-to-image kinds: ``run_many`` of b copies of a (H, W, C) uint8 noise image,
+    and the FLOPs of one such image (None when the file does not state them)."""
+    h, w, c = shape
+    image = np.random.default_rng(0).integers(0, 256, (h, w, c), dtype=np.uint8)
+    flops = flops_per_pixel * h * w if flops_per_pixel else None
+    return (lambda b: run_many(np.repeat(image[None], b, 0))), flops

@@ -23,7 +23,7 @@ from ganrt.core.kind import Kind, register
 from ganrt.core.run import run_session
 from ganrt.core.schema import MAX_CHANNELS, MAX_IMAGE_SIDE, ModelInfo
 from ganrt.io.images import bicubic_resize, eight_bit
-from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, check_tile_options, tiled
+from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, bench_call, check_tile_options, tiled
 
 DEFAULT_BATCH_SIZE = 1  # tiles per onnxruntime call: translators are wide, one tile's activations are already large
 BENCH_IMAGE_SIDE = 256  # ganrt bench times translators on 256x256 inputs (pix2pix's training size)
@@ -263,9 +263,7 @@ def _rows(info: ModelInfo) -> list[tuple[str, str]]:
 def _bench(tr: Translator) -> tuple[Any, float | None]:
     """``translate_many`` of BENCH_IMAGE_SIDE² noise (the fixed size, if the model has one), whole images."""
     h, w = tr.fixed_size or (BENCH_IMAGE_SIDE, BENCH_IMAGE_SIDE)
-    image = np.random.default_rng(0).integers(0, 256, (h, w, tr.in_channels), dtype=np.uint8)
-    flops = tr.info.flops * h * w if tr.info.flops else None
-    return (lambda b: tr.translate_many(np.repeat(image[None], b, 0))), flops
+    return bench_call(tr.translate_many, (h, w, tr.in_channels), tr.info.flops)
 
 
 TRANSLATOR = register(Kind(

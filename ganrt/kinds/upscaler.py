@@ -16,7 +16,7 @@ from ganrt.core.kind import Kind, register
 from ganrt.core.run import run_session
 from ganrt.core.schema import ModelInfo
 from ganrt.io.images import bicubic_resize, eight_bit
-from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, check_tile_options, tiled
+from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, bench_call, check_tile_options, tiled
 
 DEFAULT_TILE = 256  # input pixels per side: ~15 MB of float activations per tile at width 48
 DEFAULT_BATCH_SIZE = 4  # tiles per onnxruntime call
@@ -122,10 +122,7 @@ def _check(info: ModelInfo) -> str | None:
 
 def _bench(up: Upscaler) -> tuple[Any, float | None]:
     """``upscale_many`` of BENCH_IMAGE_SIDE² RGB noise, tiled as shipped; FLOPs per image of that size."""
-    side = BENCH_IMAGE_SIDE
-    image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    flops = up.info.flops * side * side if up.info.flops else None
-    return (lambda b: up.upscale_many(np.repeat(image[None], b, 0))), flops
+    return bench_call(up.upscale_many, (BENCH_IMAGE_SIDE, BENCH_IMAGE_SIDE, 3), up.info.flops)
 
 
 UPSCALER = register(Kind(
