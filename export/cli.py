@@ -150,7 +150,11 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
               help="What the body's residual is added to: nearest-neighbour, or a learned sub-pixel conv that starts as bicubic.")
 @click.option("--stage", type=click.Choice(["pixel", "adversarial"]), default="pixel", show_default=True,
               help="pixel: L1 loss (PSNR); adversarial: L1 + GAN loss, starting from --init.")
-@click.option("--init", default="", help="Pixel-stage run (or checkpoint) that the adversarial stage starts from.")
+@click.option("--init", default="",
+              help="Upscaler run (or checkpoint) to start from: required by the adversarial stage; "
+                   "the pixel stage fine-tunes it (same --scale/--width/--blocks/--skip).")
+@click.option("--degradation", type=click.Choice(["bicubic", "real"]), default="bicubic", show_default=True,
+              help="How LR patches are made: bicubic, or real (random blur, resize, noise, JPEG; export/degrade.py).")
 @click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
@@ -168,8 +172,8 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train_sr_cmd(run_dir, resume, scale, width, blocks, skip, stage, init, epochs, steps_per_epoch, batch_size, patch, lr,
-                 adv_weight, feature_weight, photos, ema, eval_every, limit, seed, threads, progress):
+def train_sr_cmd(run_dir, resume, scale, width, blocks, skip, stage, init, degradation, epochs, steps_per_epoch, batch_size,
+                 patch, lr, adv_weight, feature_weight, photos, ema, eval_every, limit, seed, threads, progress):
     """Train an upscaler on the photos bundled with scikit-image and scikit-learn (and --photos)."""
     from .config import SRConfig, SRTrainConfig
     from .train import train_sr
@@ -177,7 +181,7 @@ def train_sr_cmd(run_dir, resume, scale, width, blocks, skip, stage, init, epoch
     _threads(threads)
     tcfg = SRTrainConfig(stage=stage, init=init, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
                          patch=patch, lr=lr, adv_weight=adv_weight, feature_weight=feature_weight, photos=photos, ema=ema,
-                         eval_every=eval_every, limit=limit, seed=seed)
+                         eval_every=eval_every, limit=limit, seed=seed, degradation=degradation)
     cfg = SRConfig(scale=int(scale), width=width, blocks=blocks, skip=skip)
     path = train_sr(cfg, tcfg, run_dir, resume=resume, progress=progress, on_epoch=_echo_sr_epoch)
     click.echo(f"checkpoint: {path}")
@@ -331,32 +335,48 @@ def adversarial_cmd(checkpoint, onnx_model, n, eps, figure_eps, examples, table_
 @click.argument("models", nargs=-1, required=True)
 @click.option("--photos", default="", type=click.Path(file_okay=False),
               help="Also score the six held-out wallpaper photos unpacked under this folder (docs/sr-data.md).")
+@click.option("--degradation", type=click.Choice(["bicubic", "fixed-real"]), default="bicubic", show_default=True,
+              help="The LR inputs: bicubic downscale, or fixed-real (bicubic, Gaussian noise sigma 5, JPEG quality 75, seeded).")
 @click.option("--crops", type=click.Path(file_okay=False), default=None,
-              help="Folder for NAME-crops.png: bicubic | model | original.")
+              help="Folder for NAME-crops.png: input | bicubic | model | original.")
+@click.option("--side-by-side", "side_path", type=click.Path(dir_okay=False), default=None,
+              help="PNG of crops input | bicubic | each model | original (SET is added before the suffix for the wallpapers).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the scores as JSON.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads (default: one per core).")
-def sr_eval_cmd(models, photos, crops, json_path, threads):
+def sr_eval_cmd(models, photos, degradation, crops, side_path, json_path, threads):
     """PSNR / SSIM (Y, border = scale) of upscalers against bicubic on the held-out photos."""
     import json
     from pathlib import Path
 
     from ganrt.io.png import save_png
 
+    from .evaluate import CROP_SIZE, evaluate_upscaler, held_out_sets, markdown_table, side_by_side, summary
     from .evaluate import crops as make_crops
-    from .evaluate import evaluate_upscaler, held_out_sets, markdown_table, summary
 
     sets = held_out_sets(photos)
-    report = {}
+    report = {"degradation": degradation}
+    keep = bool(crops or side_path)
+    kept: dict[str, dict[str, dict]] = {set_name: {} for set_name in sets}
     for model in models:
         report[model] = {}
         for set_name, sources in sets.items():
-            scores, images = evaluate_upscaler(model, sources=sources, threads=threads, keep_images=bool(crops))
-            click.echo(f"{set_name} held-out photos\n" + markdown_table(model, scores) + "\n")
+            scores, images = evaluate_upscaler(model, sources=sources, threads=threads, keep_images=keep,
+                                               degradation=degradation, window=CROP_SIZE)
+            click.echo(f"{set_name} held-out photos, {degradation} inputs\n" + markdown_table(model, scores) + "\n")
             report[model][set_name] = summary(scores)
+            suffix = "" if set_name == "bundled" else f"-{set_name}"
             if crops:
                 Path(crops).mkdir(parents=True, exist_ok=True)
-                suffix = "" if set_name == "bundled" else f"-{set_name}"
                 save_png(Path(crops) / f"{Path(model).stem}{suffix}-crops.png", make_crops(images))
+            if side_path:
+                kept[set_name][model] = images
+    if side_path:
+        for set_name, per_model in kept.items():
+            out = Path(side_path)
+            out = out if set_name == "bundled" else out.with_name(f"{out.stem}-{set_name}{out.suffix}")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_png(out, make_crops(side_by_side(per_model)))
+            click.echo(f"wrote {out}: input | bicubic | {' | '.join(Path(m).stem for m in models)} | original")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2))
 

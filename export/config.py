@@ -135,7 +135,7 @@ class SRTrainConfig:
     """Stage 1 (``pixel``): L1 loss for PSNR. Stage 2 (``adversarial``): L1 + adversarial (+ feature) loss."""
 
     stage: str = "pixel"  # pixel | adversarial
-    init: str = ""  # stage 2 starts from this stage-1 checkpoint
+    init: str = ""  # stage 2 starts from this stage-1 checkpoint; stage 1 fine-tunes from it (fresh optimiser)
     epochs: int = 20
     steps_per_epoch: int = 100  # a checkpoint every epoch
     batch_size: int = 16
@@ -148,10 +148,15 @@ class SRTrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of G's weights, evaluated and exported (0 = off)
     eval_every: int = 0  # every this many epochs: PSNR/SSIM on the five bundled held-out photos, in the history (0 = never)
     seed: int = 0
+    # How LR patches are made (export/degrade.py): "bicubic" (Pillow's, the classic pairs) or "real"
+    # (random blur, resize, noise, JPEG, Real-ESRGAN style; --eval-every then scores the fixed-real inputs).
+    degradation: str = "bicubic"
 
     def __post_init__(self) -> None:
         if self.stage not in ("pixel", "adversarial"):
             raise ValueError(f"stage must be pixel or adversarial, got {self.stage!r}")
+        if self.degradation not in ("bicubic", "real"):
+            raise ValueError(f"degradation must be bicubic or real, got {self.degradation!r}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.eval_every < 0:

@@ -1,6 +1,9 @@
 """Upscaler quality on the held-out photos: PSNR and SSIM on Y against Pillow's bicubic.
 
 Runs the exported ONNX file through the ganrt runtime (what users get), not the torch module.
+The LR inputs are the bicubic downscale, or (``degradation="fixed-real"``) that downscale with
+Gaussian noise sigma 5 and JPEG quality 75 (``export/degrade.degrade_fixed``); the bicubic
+baseline upscales the same input.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import ganrt
 from ganrt.evaluate.metrics import psnr_y, ssim_y
 from ganrt.io.images import bicubic_resize, make_grid
 
-from .data import PhotoSource, bundled_sources, degrade, wallpaper_sources
+from .data import PhotoSource, bundled_sources, wallpaper_sources
+from .degrade import held_out_pair
 
 
 @dataclass(frozen=True)
@@ -49,19 +53,35 @@ def held_out_sets(photos_dir: str = "") -> dict[str, list[PhotoSource]]:
 
 
 def evaluate_upscaler(model: str, *, sources: list[PhotoSource] | None = None, threads: int | None = None,
-                      keep_images: bool = True) -> tuple[list[SRScore], dict[str, np.ndarray]]:
-    """Scores per held-out photo (``sources``, default the five bundled ones), and the (bicubic,
-    model, original) images for crops (``keep_images``)."""
+                      keep_images: bool = True, degradation: str = "bicubic", window: int = 0
+                      ) -> tuple[list[SRScore], dict[str, np.ndarray]]:
+    """Scores per held-out photo (``sources``, default the five bundled ones) on the LR that
+    ``degradation`` makes, and the (input, bicubic, model, original) images for crops
+    (``keep_images``; the input enlarged by pixel repetition), each (4, H, W, 3) uint8, or only
+    their ``window`` x ``window`` most detailed part (``detail_window``) when ``window`` > 0."""
     up = ganrt.load(model, kind="upscaler", threads=threads)
     s = up.scale
     scores, images = [], {}
     for src in bundled_sources("eval") if sources is None else sources:
-        hr, lr = degrade(src.load(), s)
+        hr, lr = held_out_pair(src.name, src.load(), s, degradation)
         sr = up.upscale(lr)
         scores.append(score_images(src.name, hr, lr, sr, s))
         if keep_images:
-            images[src.name] = np.stack([bicubic_resize(lr, (hr.shape[1], hr.shape[0])), sr, hr])
+            shown = lr.repeat(s, axis=0).repeat(s, axis=1)
+            stack = np.stack([shown, bicubic_resize(lr, (hr.shape[1], hr.shape[0])), sr, hr])  # (4, H, W, 3)
+            if window:
+                y, x = detail_window(hr, window)
+                stack = stack[:, y : y + window, x : x + window].copy()
+            images[src.name] = stack
     return scores, images
+
+
+def side_by_side(per_model: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per photo: input | bicubic | each model | original, from ``evaluate_upscaler``'s images of
+    several models on the same inputs. -> {photo: (2 + models, H, W, 3)}."""
+    first = next(iter(per_model.values()))
+    return {name: np.stack([stack[0], stack[1], *(imgs[name][2] for imgs in per_model.values()), stack[3]])
+            for name, stack in first.items()}
 
 
 def markdown_table(model: str, scores: list[SRScore]) -> str:
@@ -88,23 +108,33 @@ def summary(scores: list[SRScore]) -> dict:
     }
 
 
-def crops(images: dict[str, np.ndarray], *, size: int = 96, zoom: int = 2) -> np.ndarray:
-    """One row per photo: bicubic | model | original, a size x size crop around the most detailed
-    window (largest gradient energy), enlarged ``zoom`` x (nearest) so pixels stay visible."""
-    tiles = []
+def detail_window(hr: np.ndarray, size: int) -> tuple[int, int]:
+    """(y, x) of the size x size window of (H, W, 3) ``hr`` with the largest gradient energy, on a
+    grid of half-window steps."""
+    g = hr.astype(np.float32).mean(axis=2)
+    energy = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1]
+    step = max(size // 2, 1)
+    best, pos = -1.0, (0, 0)
+    for y in range(0, max(energy.shape[0] - size, 0) + 1, step):
+        for x in range(0, max(energy.shape[1] - size, 0) + 1, step):
+            e = float(energy[y : y + size, x : x + size].sum())
+            if e > best:
+                best, pos = e, (y, x)
+    return pos
+
+
+CROP_SIZE = 96  # the side of a crop in the figures, HR pixels
+
+
+def crops(images: dict[str, np.ndarray], *, size: int = CROP_SIZE, zoom: int = 2) -> np.ndarray:
+    """One row per photo: its images side by side (e.g. input | bicubic | model | original, the
+    original last), a size x size crop around the original's most detailed window (largest
+    gradient energy), enlarged ``zoom`` x (nearest) so pixels stay visible."""
+    tiles, columns = [], 1
     for triple in images.values():
-        hr = triple[2].astype(np.float32).mean(axis=2)
-        gy, gx = np.abs(np.diff(hr, axis=0))[:, :-1], np.abs(np.diff(hr, axis=1))[:-1]
-        energy = gy + gx
-        step = size // 2
-        best, pos = -1.0, (0, 0)
-        for y in range(0, max(energy.shape[0] - size, 0) + 1, step):
-            for x in range(0, max(energy.shape[1] - size, 0) + 1, step):
-                e = float(energy[y : y + size, x : x + size].sum())
-                if e > best:
-                    best, pos = e, (y, x)
-        y, x = pos
+        columns = len(triple)
+        y, x = detail_window(triple[-1], size)
         for img in triple:
             c = img[y : y + size, x : x + size]
             tiles.append(c.repeat(zoom, axis=0).repeat(zoom, axis=1))
-    return make_grid(np.stack(tiles), nrow=3, padding=4)
+    return make_grid(np.stack(tiles), nrow=columns, padding=4)

@@ -46,6 +46,7 @@ from .data import (
     load_dataset,
     sr_training_sources,
 )
+from .degrade import degrade_real, held_out_pair
 from .evaluate import score_images
 from .models import Classifier, Discriminator, Generator, SRDiscriminator, SRGenerator
 
@@ -458,11 +459,13 @@ def train_classifier(
 class PatchSampler:
     """Random training pairs: an HR crop of (patch * scale)^2 streamed from the photos
     (``CropStream``: photos decoded one at a time, never all kept), flipped and rotated at random,
-    and its Pillow-bicubic downscale. Deterministic per ``rng``: one sampler per (seed, epoch)."""
+    and its LR: Pillow's bicubic downscale, or with ``degradation="real"`` a random real-world
+    degradation (``export/degrade.degrade_real``). Deterministic per ``rng``: one sampler per (seed, epoch)."""
 
-    def __init__(self, sources: list[PhotoSource], scale: int, patch: int, rng: np.random.Generator) -> None:
+    def __init__(self, sources: list[PhotoSource], scale: int, patch: int, rng: np.random.Generator, *,
+                 degradation: str = "bicubic") -> None:
         self.crops = CropStream(sources, patch * scale, rng)
-        self.rng, self.scale = rng, scale
+        self.rng, self.scale, self.degradation = rng, scale, degradation
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(LR (n, 3, p, p), HR (n, 3, p*s, p*s)) float in [0, 1]."""
@@ -472,6 +475,8 @@ class PatchSampler:
                 crop = crop[:, ::-1]
             crop = np.rot90(crop, int(self.rng.integers(0, 4)))
             hr, lr = degrade(np.ascontiguousarray(crop), self.scale)
+            if self.degradation == "real":
+                lr = degrade_real(hr, self.scale, self.rng)
             hrs.append(hr)
             lrs.append(lr)
         to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
@@ -486,13 +491,14 @@ def upscale_torch(G: SRGenerator, lr: np.ndarray) -> np.ndarray:
     return (y * 255.0).round().to(torch.uint8).numpy()
 
 
-def sr_held_out_scores(G: SRGenerator) -> dict[str, float]:
-    """Mean PSNR / SSIM (Y, border = scale) of G and of bicubic on the five bundled held-out photos."""
+def sr_held_out_scores(G: SRGenerator, degradation: str = "bicubic") -> dict[str, float]:
+    """Mean PSNR / SSIM (Y, border = scale) of G and of bicubic on the five bundled held-out photos,
+    their LR made by the evaluation ``degradation`` (bicubic or fixed-real)."""
     was_training = G.training
     G.eval()
     scores = []
     for src in bundled_sources("eval"):
-        hr, lr = degrade(src.load(), G.cfg.scale)
+        hr, lr = held_out_pair(src.name, src.load(), G.cfg.scale, degradation)
         scores.append(score_images(src.name, hr, lr, upscale_torch(G, lr), G.cfg.scale))
     G.train(was_training)
     mean = lambda f: float(np.mean([getattr(sc, f) for sc in scores]))  # noqa: E731
@@ -521,7 +527,8 @@ def train_sr(
 ) -> Path:
     """Train (or resume) an upscaler: stage ``pixel`` (L1) or ``adversarial`` (L1 + GAN + feature loss).
 
-    Stage 2 starts from the stage-1 checkpoint given as ``tcfg.init``. Each epoch is
+    Stage 2 starts from the stage-1 checkpoint given as ``tcfg.init``; stage 1 given ``tcfg.init``
+    fine-tunes that checkpoint (e.g. a bicubic-trained model on ``tcfg.degradation="real"``). Each epoch is
     ``steps_per_epoch`` steps on fresh random patches; a checkpoint follows it. With ``tcfg.ema``
     an average of the weights is kept (``G_ema``: what is evaluated and exported); with
     ``tcfg.eval_every`` the history records its held-out PSNR / SSIM. ``on_epoch(record)`` gets
@@ -543,13 +550,15 @@ def train_sr(
             D.load_state_dict(ck.state["D"])
             opt_d.load_state_dict(ck.state["opt_d"])
         start, history, seconds = ck.epoch, ck.history, ck.train_seconds
-    elif adversarial:
+    elif adversarial or tcfg.init:
         if not tcfg.init:
             raise CheckpointError("the adversarial stage starts from a pixel-stage checkpoint: pass --init RUN_DIR")
         init = load_checkpoint(tcfg.init)
         if init.kind != "sr" or init.model_config != cfg:
-            raise CheckpointError(f"--init {tcfg.init} is not a pixel-stage upscaler with this configuration ({cfg})")
-        G.load_state_dict(init.state.get("G_ema", init.state["G"]))  # stage 2 starts from what stage 1 exported
+            raise CheckpointError(f"--init {tcfg.init} is not an upscaler with this configuration ({cfg})")
+        # Both stages start from what the earlier run exported (its EMA weights), with a fresh optimiser;
+        # the training time carries on from it.
+        G.load_state_dict(init.state.get("G_ema", init.state["G"]))
         seconds = init.train_seconds
     G_ema = copy.deepcopy(G) if tcfg.ema else None
     if G_ema is not None and ck is not None and "G_ema" in ck.state:
@@ -560,7 +569,8 @@ def train_sr(
     description = _sr_description(tcfg, sources)
     for epoch in range(start, tcfg.epochs):
         t0 = time.perf_counter()
-        sampler = PatchSampler(sources, cfg.scale, tcfg.patch, np.random.default_rng([tcfg.seed, epoch]))
+        sampler = PatchSampler(sources, cfg.scale, tcfg.patch, np.random.default_rng([tcfg.seed, epoch]),
+                               degradation=tcfg.degradation)
         sums = {"l1": 0.0, "adv_g": 0.0, "loss_d": 0.0}
         bar = _progress(tcfg.steps_per_epoch, f"epoch {epoch + 1}/{tcfg.epochs}", progress)
         G.train()
@@ -603,7 +613,7 @@ def train_sr(
         seconds += time.perf_counter() - t0
         record = {"epoch": epoch + 1, **{k: v / tcfg.steps_per_epoch for k, v in sums.items()}, "seconds": seconds}
         if tcfg.eval_every and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs):
-            record.update(sr_held_out_scores(G_out))
+            record.update(sr_held_out_scores(G_out, "fixed-real" if tcfg.degradation == "real" else "bicubic"))
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
