@@ -12,7 +12,7 @@ from ganrt.cli.options import GRID_MAX, check_new_file, device_option, labels_ar
 from ganrt.core.bundled import DEFAULT_MODEL
 from ganrt.io.images import save_grid
 from ganrt.kinds.registry import load
-from ganrt.runs.formats import FORMATS
+from ganrt.runs.formats import FORMAT_CHOICES, LAYOUTS, format_for
 from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_run
 
 
@@ -27,10 +27,14 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_ru
 @click.option("--batch-size", type=int, default=None, help="Images per onnxruntime call (default 64).")
 @device_option
 @threads_option
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for 000000.png, ... (or npz shards).")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="png", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for 000000.png, ... (or shards).")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="png", show_default=True,
+              help="png: a PNG per image; npz, webdataset (.tar), parquet (Hugging Face datasets; extra 'parquet'): shards.")
+@click.option("--layout", type=click.Choice(list(LAYOUTS)), default="flat", show_default=True,
+              help="PNG files: flat (OUT/000123.png) or imagefolder (OUT/<class name>/000123.png, as torchvision's "
+                   "ImageFolder and the Hugging Face imagefolder builder read).")
 @click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True,
-              help="Images per npz shard.")
+              help="Images per npz, webdataset or parquet shard.")
 @click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
 @click.option("--overwrite", is_flag=True,
@@ -44,7 +48,7 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_ru
               help="Shard the run over a Ray cluster (extra 'ray'): HOST:PORT, or no value for the local instance. Same files.")
 @click.option("--ray-workers", type=click.IntRange(min=1), default=None,
               help="With --ray: actors (default: one per CPU; per GPU with --device cuda).")
-def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, shard_size, grid,
+def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, layout, shard_size, grid,
              overwrite, upscale_model, resume, progress, ray_address, ray_workers):
     """Generate N images with a generator model (with manifest.jsonl: provenance of every image)."""
     if out is None and grid is None:
@@ -53,6 +57,7 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
         raise click.UsageError("--resume continues the run in --out DIR; it goes without --overwrite")
     if ray_address is not None and out is None:
         raise click.UsageError("--ray writes a run: give --out DIR")
+    fmt = format_for(fmt, layout)
     here = device if ray_address is None else "cpu"  # with --ray the workers run on --device; here only checks and the grid
     # no busy-waiting onnxruntime threads: the PNG writers need the cores between calls (benchmarks/NOTES.md)
     gen = load_generator(model, here, threads, spin=False)

@@ -109,17 +109,23 @@ def save_png(path: str | os.PathLike, image: np.ndarray, *, text: dict[str, str]
     atomic_write(path, encode_png(image, text=text))
 
 
-def read_png(path: str | os.PathLike, *, shape: tuple[int, int, int]) -> tuple[np.ndarray, dict[str, str]]:
+def read_png(path: str | os.PathLike | bytes, *, shape: tuple[int, int, int], name: str | None = None
+             ) -> tuple[np.ndarray, dict[str, str]]:
     """A PNG written by ganrt -> ((H, W, C) uint8, its text chunks); anything else is ``ImageError``.
 
+    ``path`` may also be the PNG's bytes (a member of a shard), ``name`` what the errors call it.
     The declared size and mode are checked before the pixels are decoded.
     """
+    import io
+
     from PIL import Image
 
     h, w, c = shape
     mode = "L" if c == 1 else "RGB"
+    source = io.BytesIO(path) if isinstance(path, bytes) else path
+    path = name or ("PNG bytes" if isinstance(path, bytes) else path)
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             if im.format != "PNG" or im.size != (w, h) or im.mode != mode:
                 raise ImageError(
                     f"{path}: a {im.format} image of {im.size[0]}x{im.size[1]} pixels, mode {im.mode}; "

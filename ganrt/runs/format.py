@@ -1,7 +1,7 @@
 """What an output format is: how a run's images become files, how those files are named, and how an
-image is read back from them (replay). One subclass per format (``png_files``, ``npz_shards``), listed
-once in ``formats.FORMATS``; the writer, the manifest, resume, replay and Ray read everything
-format-specific from here.
+image is read back from them (replay). One subclass per format (``png_files``, ``npz_shards``,
+``image_folder``, ``webdataset_shards``, ``parquet_shards``), listed once in ``formats.FORMATS``; the
+writer, the manifest, resume, replay and Ray read everything format-specific from here.
 """
 
 from __future__ import annotations
@@ -45,9 +45,22 @@ class OutputFormat:
     pattern: ClassVar[re.Pattern[str]]  # the names of the files a run of this format writes
     grouped: ClassVar[bool] = False
 
-    def file_name(self, header: Any, index: int) -> str:
-        """The name of the file that holds image ``index`` of the run of ``header``."""
+    def file_name(self, header: Any, index: int, label: int | None = None) -> str:
+        """The name of the file that holds image ``index`` (of class ``label``) of the run of ``header``, relative
+        to the run folder. Only a format whose ``labelled_paths`` is set needs the label."""
         raise NotImplementedError
+
+    labelled_paths: ClassVar[bool] = False  # file names depend on the label (imagefolder's class folders)
+
+    def classes(self, gen: Any) -> tuple[str, ...] | None:
+        """The class names this format writes into its files, recorded in the run header (None: the format
+        writes none, and headers of its runs stay as they were). Refuses a model the format cannot write."""
+        return None
+
+    def extra_files(self, folder: Path) -> list[Path]:
+        """Files in ``folder`` this format writes beyond those its ``pattern`` names at the top level (class
+        folders' images, a dataset card), so that --overwrite removes them and a new run refuses them."""
+        return []
 
     def write(self, folder: Path, header: Any, images: np.ndarray, indices: np.ndarray,
               labels: np.ndarray | None) -> list[Entry]:
@@ -62,3 +75,10 @@ class OutputFormat:
 
     def images_per_file(self, header: Any) -> int:
         return header.shard_size if self.grouped else 1
+
+
+def model_classes(gen: Any) -> tuple[str, ...] | None:
+    """A generator's class names (its own, else "0".."K-1"); None for an unconditional model."""
+    if not gen.num_classes:
+        return None
+    return tuple(gen.class_names) or tuple(str(k) for k in range(gen.num_classes))

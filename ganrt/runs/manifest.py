@@ -56,7 +56,10 @@ _HEADER_TYPES = {
     "precision": lambda v: isinstance(v, str),
     "upscaler": lambda v: v is None or (isinstance(v, str) and v != ""),
     "upscaler_sha256": lambda v: v is None or (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None),
+    "classes": lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(isinstance(c, str) for c in v)),
 }
+# fields written only when set (a format's own, e.g. classes): the headers of runs without them stay byte for byte
+_OPTIONAL_FIELDS = ("classes",)
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,18 @@ class RunHeader:
     upscaler: str | None = None  # generate --upscale: the upscaler applied to every image (name or path)
     upscaler_sha256: str | None = None
     manifest_version: int = MANIFEST_VERSION
+    classes: tuple[str, ...] | None = None  # the class names a format writes into its files (webdataset, parquet, imagefolder)
 
     def line(self) -> bytes:
-        return (json.dumps({"run": asdict(self)}, sort_keys=True) + "\n").encode()
+        fields_ = {k: v for k, v in asdict(self).items() if not (k in _OPTIONAL_FIELDS and v is None)}
+        return (json.dumps({"run": fields_}, sort_keys=True) + "\n").encode()
 
     @classmethod
     def from_dict(cls, raw: Any, *, source: str) -> RunHeader:
         """A header from line 1's JSON, every field's type checked (a manifest may come from anywhere)."""
         names = {f.name for f in fields(cls)}
+        if isinstance(raw, dict):
+            raw = {k: None for k in _OPTIONAL_FIELDS} | raw
         if not isinstance(raw, dict) or not names <= set(raw):
             missing = sorted(names - set(raw)) if isinstance(raw, dict) else ["run"]
             raise ManifestError(f"{source}: the run header (line 1) lacks {', '.join(missing)}; not a ganrt manifest")
@@ -97,7 +104,9 @@ class RunHeader:
                 raise ManifestError(f"{source}: run header field {key} = {str(raw[key])[:40]!r} is not valid")
         if FORMATS[raw["format"]].grouped and raw["shard_size"] is None:
             raise ManifestError(f"{source}: run header says {raw['format']} but gives no shard_size")
-        return cls(**{k: raw[k] for k in names})
+        if FORMATS[raw["format"]].labelled_paths and raw["classes"] is None:
+            raise ManifestError(f"{source}: run header says {raw['format']} but gives no classes")
+        return cls(**{k: raw[k] for k in names} | {"classes": None if raw["classes"] is None else tuple(raw["classes"])})
 
     def differences(self, other: RunHeader) -> list[str]:
         """'field: this vs other' for every field that changes the images."""
@@ -112,9 +121,11 @@ class RunHeader:
             "ganrt": self.ganrt, "provider": self.provider, "precision": self.precision,
         } | ({"upscaler": self.upscaler, "upscaler_sha256": self.upscaler_sha256} if self.upscaler else {})
 
-    def file_name(self, index: int) -> str:
-        """The file holding image ``index``, as the run's format names it (``000123.png``, ``shard-000001.npz``)."""
-        return FORMATS[self.format].file_name(self, index)
+    def file_name(self, index: int, label: int | None = None) -> str:
+        """The file holding image ``index`` (of class ``label``), as the run's format names it (``000123.png``,
+        ``shard-000001.npz``, ``Coat/000123.png``)."""
+        fmt = FORMATS[self.format]
+        return fmt.file_name(self, index, label) if fmt.labelled_paths else fmt.file_name(self, index)
 
 
 def entry_line(entry: Entry) -> bytes:

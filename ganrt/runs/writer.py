@@ -31,7 +31,7 @@ from ganrt.core.model import file_sha256
 from ganrt.io.files import TMP_FILE
 from ganrt.kinds.generator import Batch, Generator, LabelSpec, check_count
 from ganrt.runs.format import sha256_hex
-from ganrt.runs.formats import get_format, is_image_file
+from ganrt.runs.formats import extra_run_files, get_format, is_image_file
 from ganrt.runs.manifest import (
     JOURNAL,
     MANIFEST,
@@ -50,7 +50,8 @@ def run_files(folder: Path) -> list[Path]:
     """Files of an earlier run in ``folder``: images, shards, manifest, journal, leftover temporary files."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if is_image_file(p.name) or p.name in (MANIFEST, JOURNAL) or TMP_FILE.match(p.name))
+    top = [p for p in folder.iterdir() if is_image_file(p.name) or p.name in (MANIFEST, JOURNAL) or TMP_FILE.match(p.name)]
+    return sorted(top + extra_run_files(folder))  # + class folders' images, a dataset card
 
 
 def _writable_folder(folder: Path) -> Path:
@@ -79,6 +80,9 @@ def prepare_output(folder: str | Path, *, overwrite: bool) -> Path:
     _writable_folder(folder)
     for path in existing:
         path.unlink()
+    for sub in sorted({p.parent for p in existing} - {folder}):  # class folders the earlier run made
+        with contextlib.suppress(OSError):  # one holding anything else stays
+            sub.rmdir()
     return folder
 
 
@@ -236,6 +240,7 @@ def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncati
         shard_size=shard_size if grouped else None, ganrt=__version__, provider=gen.provider, precision=gen.precision,
         upscaler=None if upscaler is None else model_location(upscaler),
         upscaler_sha256=None if upscaler is None else upscaler.sha256,
+        classes=get_format(fmt).classes(gen),  # refuses a model the format cannot write (imagefolder: no classes)
     )
     return header, stream_labels
 
@@ -295,7 +300,7 @@ def open_run(folder: Path, header: RunHeader, *, overwrite: bool, resume: bool) 
 
 def remove_temporaries(folder: Path) -> None:
     """Remove the temporary files a killed writer left (``images.TMP_FILE``); only while holding the journal."""
-    for path in folder.iterdir():
+    for path in [*folder.iterdir(), *extra_run_files(folder)]:
         if TMP_FILE.match(path.name):
             path.unlink(missing_ok=True)
 
@@ -342,7 +347,7 @@ def verified_prefix(folder: Path, manifest: Manifest) -> tuple[int, int]:
     k = 0
     for entry in manifest.entries:
         index = header.start + k
-        name = header.file_name(index)
+        name = header.file_name(index, entry["label"])
         if k >= header.n or entry["index"] != index or entry["file"] != name:
             break
         if name not in hashes:
