@@ -33,7 +33,7 @@ def test_generate_png_files_and_grid(cgan_path, tmp_path):
                  "--no-progress")
     assert res.exit_code == 0, res.output
     files = sorted(os.listdir(tmp_path / "o"))
-    assert files == [f"{i:06d}.png" for i in range(12)] + ["manifest.jsonl"]
+    assert files == [".ganrt.lock"] + [f"{i:06d}.png" for i in range(12)] + ["manifest.jsonl"]  # the lock: runs/lock.py
     import ganrt
 
     expected = ganrt.load(cgan_path).sample(12, seed=4)
@@ -68,7 +68,7 @@ def test_output_folder_with_images_is_refused_unless_overwrite(cgan_path, tmp_pa
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     res, _ = run("generate", "--model", cgan_path, "-n", 3, "--seed", 1, "--out", tmp_path, "--overwrite")
     assert res.exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000.png", "000001.png", "000002.png",
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ganrt.lock", "000000.png", "000001.png", "000002.png",
                                                           "manifest.jsonl"]  # runs never mix
 
 

@@ -1,8 +1,9 @@
 """Sharded generation on a Ray cluster (extra ``ray``): the same files, manifest and provenance as ``generate_run``.
 
-The driver (this process) checks the arguments, builds the run header and opens the journal
-exactly as ``generate_run`` does, then splits the images still to make into shards: index ranges
-of ``task_images`` images (png), or one npz file each. A pool of Ray actors, each holding one
+The driver (this process) checks the arguments, builds the run header, locks the folder (for the
+whole run: ``runs/lock.py``) and opens the journal exactly as ``generate_run`` does, then splits
+the images still to make into shards: index ranges of ``task_images`` images (png), or one npz
+file each. A pool of Ray actors, each holding one
 loaded model, writes a shard's files straight into the output folder (atomically, so the folder
 must be one every node sees: local disk on one machine, a shared file system on several) and
 returns the shard's manifest lines. The driver appends them to the journal in index order,
@@ -39,6 +40,7 @@ from ganrt.core.model import file_sha256
 from ganrt.core.session import DEVICES
 from ganrt.kinds.generator import DEFAULT_BATCH_SIZE, Generator, LabelSpec, check_count
 from ganrt.runs.formats import get_format
+from ganrt.runs.lock import FolderLock
 from ganrt.runs.manifest import RunHeader
 from ganrt.runs.writer import (
     DEFAULT_SHARD_SIZE,
@@ -347,38 +349,41 @@ def generate_on_ray(
                                        shard_size=shard_size, batch_size=batch_size, overwrite=overwrite, resume=resume,
                                        upscaler=upscaler)
     ray = _ray()
-    connected = connect(cluster.address, timeout_s=cluster.connect_timeout_s)
-    try:
-        threads = cluster.threads or 1
-        workers = _workers(ray, cluster, threads, header)
-        options = dict(num_cpus=threads, num_gpus=1 if cluster.device == "cuda" else 0, max_restarts=0, max_task_retries=0,
-                       max_concurrency=_QUEUED_PER_WORKER + 1)  # + 1: progress answers while shards run
-        actor_class = ray.remote(ShardWorker).options(**options)
-        model_ref = ray.put(ModelBytes.of(gen))
-        up_ref = None if upscaler is None else ray.put(ModelBytes.of(upscaler))
-        pool = _Pool(ray, lambda: actor_class.remote(model_ref, up_ref, device=cluster.device, threads=threads), workers)
+    folder = Path(out)
+    # the folder's lock before Ray starts and before anything in it is read; held until the workers are stopped
+    with FolderLock(folder) as lock:
+        connected = connect(cluster.address, timeout_s=cluster.connect_timeout_s)
         try:
-            if len(pool.provenance) > 1:
-                raise ClusterError(f"the workers run the model differently ({sorted(pool.provenance)}); one run needs one "
-                                   "provider and precision: pick --device cpu or cuda, not auto, on a mixed cluster")
-            (provider, precision), = pool.provenance
-            header = replace(header, provider=provider, precision=precision)  # what the workers run, not the driver
-            folder = Path(out)
-            header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume)
+            threads = cluster.threads or 1
+            workers = _workers(ray, cluster, threads, header)
+            options = dict(num_cpus=threads, num_gpus=1 if cluster.device == "cuda" else 0, max_restarts=0, max_task_retries=0,
+                           max_concurrency=_QUEUED_PER_WORKER + 1)  # + 1: progress answers while shards run
+            actor_class = ray.remote(ShardWorker).options(**options)
+            model_ref = ray.put(ModelBytes.of(gen))
+            up_ref = None if upscaler is None else ray.put(ModelBytes.of(upscaler))
+            pool = _Pool(ray, lambda: actor_class.remote(model_ref, up_ref, device=cluster.device, threads=threads), workers)
             try:
-                spec = RunSpec(str(folder.resolve()), header, stream_labels, int(seed), truncation, batch_size)
-                shards = plan_shards(header, done=done, workers=workers, task_images=cluster.task_images, batch_size=batch_size)
-                failures = _run_shards(ray, pool, ray.put(spec), shards, journal, header, done=done,
-                                       max_attempts=cluster.max_attempts, on_progress=on_progress)
-                remove_temporaries(folder)  # a killed worker's half-written file, never renamed into place
-                manifest = journal.finish()
+                if len(pool.provenance) > 1:
+                    raise ClusterError(f"the workers run the model differently ({sorted(pool.provenance)}); one run needs one "
+                                       "provider and precision: pick --device cpu or cuda, not auto, on a mixed cluster")
+                (provider, precision), = pool.provenance
+                header = replace(header, provider=provider, precision=precision)  # what the workers run, not the driver
+                header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume, lock=lock)
+                try:
+                    spec = RunSpec(str(folder.resolve()), header, stream_labels, int(seed), truncation, batch_size)
+                    shards = plan_shards(header, done=done, workers=workers, task_images=cluster.task_images,
+                                         batch_size=batch_size)
+                    failures = _run_shards(ray, pool, ray.put(spec), shards, journal, header, done=done,
+                                           max_attempts=cluster.max_attempts, on_progress=on_progress)
+                    remove_temporaries(folder)  # a killed worker's half-written file, never renamed into place
+                    manifest = journal.finish()
+                finally:
+                    journal.close()
             finally:
-                journal.close()
+                pool.stop()
         finally:
-            pool.stop()
-    finally:
-        if connected:
-            ray.shutdown()
+            if connected:
+                ray.shutdown()
     return ClusterResult(folder, manifest, header.n - done, done, workers=workers, failures=failures)
 
 

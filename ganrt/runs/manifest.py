@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -169,9 +170,9 @@ def read_manifest(path: str | os.PathLike, *, repair: bool = False) -> Manifest:
     """Read a manifest or journal. ``repair``: stop at a cut or malformed line instead of raising."""
     path = Path(path)
     try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+        f = os.fdopen(open_run_file(path, os.O_RDONLY), "rb")  # never through a symbolic link
+    except OutputError as exc:
+        raise ManifestError(str(exc).replace("cannot open", "cannot read manifest", 1)) from None
     with f:
         first = f.readline(MAX_LINE)
         try:
@@ -201,31 +202,44 @@ def read_manifest(path: str | os.PathLike, *, repair: bool = False) -> Manifest:
 
 def header_is_complete(path: Path) -> bool:
     """Whether a journal got as far as its first newline (a kill can stop it earlier: no image recorded yet)."""
-    with open(path, "rb") as f:
+    with os.fdopen(open_run_file(path, os.O_RDONLY), "rb") as f:
         return b"\n" in f.read(MAX_LINE)
 
 
+def is_regular_file(path: Path) -> bool:
+    """A regular file under that name itself: a symbolic link (to anything) is not one."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def open_run_file(path: Path, flags: int) -> int:
+    """``os.open`` of a file in a run folder that must be a regular file there, not a symbolic link
+    (``O_NOFOLLOW``: a link is never followed out of the folder); ``OutputError`` otherwise."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        why = "it is a symbolic link; a run's files must be regular files in its folder" if path.is_symlink() else \
+            exc.strerror or str(exc)
+        raise OutputError(f"cannot open {path}: {why}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"cannot open {path}: not a regular file")
+    return fd
+
+
 class Journal:
-    """The run's journal, open for appending whole lines; one per run, used by one thread."""
+    """The run's journal, open for appending whole lines; one per run (its folder locked), used by one thread."""
 
     def __init__(self, folder: Path, *, header: RunHeader | None = None) -> None:
         """Open the journal in ``folder``; with ``header``, start a new one holding only the header."""
         self.path = folder / JOURNAL
         if header is not None:
             atomic_write(self.path, header.line())
-        try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        except OSError as exc:
-            raise OutputError(f"cannot open {self.path}: {exc.strerror or exc}") from None
-        try:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # not on POSIX: no guard against two runs in one folder
-            pass
-        except OSError:
-            os.close(self._fd)
-            raise OutputError(f"another ganrt run is writing to {folder}; wait for it or choose another folder") from None
+        # never through a symbolic link (it would append to a file outside the folder); the folder's
+        # FolderLock (runs/lock.py), not this file, keeps other runs out: this file is replaced
+        self._fd = open_run_file(self.path, os.O_WRONLY | os.O_APPEND)
 
     def truncate(self, size: int) -> None:
         """Cut the journal after its last good line (a line cut short by a kill, or entries that failed checks)."""

@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from ganrt._version import __version__
-from ganrt.core.errors import ManifestError, OutputError, ParameterError
+from ganrt.core.errors import InferenceError, ManifestError, OutputError, ParameterError
 from ganrt.core.model import file_sha256
 from ganrt.io.files import TMP_FILE
 from ganrt.kinds.generator import Batch, Generator, LabelSpec, check_count
 from ganrt.runs.format import sha256_hex
 from ganrt.runs.formats import extra_run_files, get_format, is_image_file
+from ganrt.runs.lock import FolderLock
 from ganrt.runs.manifest import (
     JOURNAL,
     MANIFEST,
@@ -40,6 +41,7 @@ from ganrt.runs.manifest import (
     RunHeader,
     entry_line,
     header_is_complete,
+    is_regular_file,
     read_manifest,
 )
 
@@ -72,6 +74,9 @@ def prepare_output(folder: str | Path, *, overwrite: bool) -> Path:
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"--out {folder} is a file, not a folder")
     existing = run_files(folder)
+    if existing and not overwrite and (folder / JOURNAL) in existing:
+        raise OutputError(f"--out {folder} holds an interrupted run ({JOURNAL}): the same command with --resume "
+                          "continues it, --overwrite replaces it, or choose another folder")
     if existing and not overwrite:
         raise OutputError(
             f"--out {folder} already holds {len(existing)} files from an earlier run (e.g. {existing[0].name}); "
@@ -274,24 +279,41 @@ def generate_run(
                                        upscaler=upscaler)
     n = header.n
     folder = Path(out)
-    header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume)
-    try:
-        if on_batch is not None and done:
-            on_batch(done)
-        generated = 0
-        if done < n:
-            batches = range_batches(gen, stream_labels, offset=done, count=n - done, seed=seed, truncation=truncation,
-                                    batch_size=batch_size, start=start, upscaler=upscaler)
-            generated = write_run(folder, header, batches, journal, on_batch=on_batch, switch_interval=switch_interval)
-        manifest = journal.finish()
-    finally:
-        journal.close()
+    with FolderLock(folder) as lock:  # before anything in the folder is read, removed or written; for the whole run
+        header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume, lock=lock)
+        try:
+            if on_batch is not None and done:
+                on_batch(done)
+            generated = 0
+            if done < n:
+                batches = range_batches(gen, stream_labels, offset=done, count=n - done, seed=seed, truncation=truncation,
+                                        batch_size=batch_size, start=start, upscaler=upscaler)
+                try:
+                    generated = write_run(folder, header, batches, journal, on_batch=on_batch,
+                                          switch_interval=switch_interval)
+                except InferenceError as exc:
+                    raise InferenceError(f"{exc}; {how_to_continue(folder)}") from None
+            manifest = journal.finish()
+        finally:
+            journal.close()
     return RunResult(folder, manifest, generated, done)
 
 
-def open_run(folder: Path, header: RunHeader, *, overwrite: bool, resume: bool) -> tuple[RunHeader, Journal, int]:
+def how_to_continue(folder: Path) -> str:
+    """What an error that stops a run part way adds: its images so far are kept, and how to go on."""
+    return (f"the images made so far are complete and recorded in {folder / JOURNAL}: once the cause is fixed, "
+            "the same command with --resume continues the run")
+
+
+def open_run(folder: Path, header: RunHeader, *, overwrite: bool, resume: bool,
+             lock: FolderLock) -> tuple[RunHeader, Journal, int]:
     """Start the run of ``header`` in ``folder``, or continue it (``resume``): (its header, its open journal,
-    how many images, counted from the run's start, are already in place and recorded)."""
+    how many images, counted from the run's start, are already in place and recorded).
+
+    ``lock``: the folder's ``FolderLock``, held by the caller until the journal is finished or closed.
+    """
+    if not lock.held or Path(lock.folder) != Path(folder):
+        raise OutputError(f"open_run: {folder} must be locked (FolderLock) by the caller for the whole run")
     if resume:
         return _resume(folder, header)
     prepare_output(folder, overwrite=overwrite)
@@ -308,6 +330,10 @@ def remove_temporaries(folder: Path) -> None:
 def _resume(folder: Path, header: RunHeader) -> tuple[RunHeader, Journal, int]:
     """Reopen the run in ``folder``: (its header, its journal cut to the verified images, how many those are)."""
     journal_path, manifest_path = folder / JOURNAL, folder / MANIFEST
+    for path in (journal_path, manifest_path):
+        if path.is_symlink():  # resume would read and append through it, outside the folder
+            raise ManifestError(f"--resume: {path} is a symbolic link; a run's files must be regular files in its "
+                                "folder: use --overwrite or another folder")
     if not journal_path.exists() and not manifest_path.exists():
         existing = [p for p in run_files(folder) if not TMP_FILE.match(p.name)]
         if existing:
@@ -351,7 +377,7 @@ def verified_prefix(folder: Path, manifest: Manifest) -> tuple[int, int]:
         if k >= header.n or entry["index"] != index or entry["file"] != name:
             break
         if name not in hashes:
-            hashes[name] = file_sha256(folder / name) if (folder / name).is_file() else None
+            hashes[name] = file_sha256(folder / name) if is_regular_file(folder / name) else None  # a link: made again
         if hashes[name] != entry["file_sha256"]:
             break
         k += 1
