@@ -191,6 +191,45 @@ def _echo_sr_epoch(record: dict[str, float]) -> None:
     click.echo(f"epoch {record['epoch']}: " + ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
 
 
+@train.command("translator")
+@_data_options[0]  # --dataset
+@_data_options[1]  # --data-dir
+@_data_options[2]  # --limit
+@_data_options[3]  # --run-dir
+@_data_options[4]  # --resume
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--ngf", type=click.IntRange(min=1), default=16, show_default=True, help="U-Net width of the outermost level.")
+@click.option("--num-downs", type=click.IntRange(min=1), default=5, show_default=True, help="U-Net levels (32 -> 1 at 5).")
+@click.option("--ndf", type=click.IntRange(min=1), default=16, show_default=True, help="PatchGAN width of the first layer.")
+@click.option("--d-layers", type=click.IntRange(min=1), default=2, show_default=True, help="PatchGAN layers.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--beta1", type=float, default=0.5, show_default=True)
+@click.option("--l1-weight", type=float, default=100.0, show_default=True, help="lambda of the L1 term (pix2pix: 100).")
+@click.option("--canny-sigma", type=float, default=1.0, show_default=True, help="scikit-image Canny's Gaussian sigma.")
+@click.option("--eval-n", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Test pairs whose L1 is logged after each epoch.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_translator_cmd(dataset, data_dir, limit, run_dir, resume, epochs, ngf, num_downs, ndf, d_layers, batch_size, lr, beta1,
+                         l1_weight, canny_sigma, eval_n, seed, threads, progress):
+    """Train a pix2pix translator: Fashion-MNIST's Canny edges -> the clothes (U-Net G, PatchGAN D, adversarial + L1)."""
+    from .config import TranslatorConfig, TranslatorTrainConfig
+    from .pix2pix import train_translator
+
+    _threads(threads)
+    try:
+        cfg = TranslatorConfig(ngf=ngf, num_downs=num_downs, ndf=ndf, d_layers=d_layers)
+        tcfg = TranslatorTrainConfig(data_dir=data_dir, dataset=dataset, epochs=epochs,
+                                     batch_size=batch_size, lr=lr, beta1=beta1, l1_weight=l1_weight,
+                                     canny_sigma=canny_sigma, limit=limit, eval_n=eval_n, seed=seed)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    path = train_translator(cfg, tcfg, run_dir, resume=resume, progress=progress, on_epoch=_echo_sr_epoch)
+    click.echo(f"checkpoint: {path}")
+
+
 @cli.command("export")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("output", type=click.Path(dir_okay=False))
@@ -379,6 +418,47 @@ def sr_eval_cmd(models, photos, degradation, crops, side_path, json_path, thread
             click.echo(f"wrote {out}: input | bicubic | {' | '.join(Path(m).stem for m in models)} | original")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2))
+
+
+@cli.command("translator-eval")
+@click.argument("model")
+@click.option("-n", "n", type=click.IntRange(min=0), default=0, show_default=True, help="Test pairs (0 = all 10,000).")
+@click.option("--classifier", default="fashion-classifier", show_default=True,
+              help="Classifier whose accuracy on the outputs is reported ('' for none).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON.")
+@click.option("--figure", "figure_path", type=click.Path(dir_okay=False), default=None,
+              help="PNG: edges | output | target for two test images per class.")
+@click.option("--data-dir", default="", help="Folder of the IDX files (default: the one in the model's training record).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime threads.")
+def translator_eval_cmd(model, n, classifier, json_path, figure_path, data_dir, threads):
+    """L1 / PSNR of an edges -> image translator on the held-out test split vs the identity and the mean image,
+    and a classifier's accuracy on its outputs (export/pix2pix.py)."""
+    import json
+    import shlex
+    import sys
+
+    from ganrt.io.files import atomic_write
+    from ganrt.io.png import save_png
+
+    from .pix2pix import evaluate_translator, figure
+
+    report = evaluate_translator(model, n=n, classifier=classifier, data_dir=data_dir, threads=threads)
+    report["command"] = "ganrt-export " + shlex.join(sys.argv[1:])
+    rows = [("model", report["model_vs_target"]), ("identity (the edges)", report["identity_vs_target"]),
+            ("mean training image", report["mean_train_image_vs_target"])]
+    click.echo(f"{report['test_pairs']} test pairs of {report['data']}")
+    click.echo("| output | L1 (0..1) | PSNR (dB) |\n|---|---|---|")
+    for label, r in rows:
+        click.echo(f"| {label} | {r['l1']:.4f} | {r['psnr_db']:.2f} |")
+    if "classifier" in report:
+        c = report["classifier"]
+        click.echo(f"{c['name']} accuracy: outputs {c['accuracy_on_outputs']:.2%}, real images "
+                   f"{c['accuracy_on_real_images']:.2%}, edges {c['accuracy_on_edges']:.2%}")
+    if json_path:
+        atomic_write(json_path, (json.dumps(report, indent=2) + "\n").encode())
+    if figure_path:
+        save_png(figure_path, figure(model, data_dir=data_dir))
+        click.echo(f"wrote {figure_path}")
 
 
 def _floats(text: str | None, option: str, count: int | None = None) -> tuple[float, ...] | None:

@@ -167,3 +167,54 @@ class SRTrainConfig:
 
     to_dict = asdict
     from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class TranslatorConfig:
+    """pix2pix (Isola et al. 2017): a U-Net generator and a PatchGAN discriminator (``export/pix2pix.py``)."""
+
+    image_size: int = 32  # training side; the U-Net takes any multiple of 2**num_downs
+    in_channels: int = 1  # edges
+    out_channels: int = 1  # the image
+    ngf: int = 8  # generator width of the outermost level; doubled per level up to 8 x ngf
+    num_downs: int = 5  # U-Net levels: 32 -> 1 at 5
+    ndf: int = 16  # discriminator width of the first layer
+    d_layers: int = 2  # PatchGAN layers (pix2pix's 70x70 PatchGAN is 3 at 256x256; 2 sees 34x34 patches)
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "in_channels", "out_channels", "ngf", "num_downs", "ndf", "d_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.image_size % 2**self.num_downs:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of 2**num_downs = {2**self.num_downs}")
+
+    to_dict = asdict
+    from_dict = classmethod(_from_dict)
+
+
+@dataclass(frozen=True)
+class TranslatorTrainConfig:
+    """pix2pix's recipe: Adam 2e-4, beta1 0.5, adversarial loss + ``l1_weight`` (100) x L1."""
+
+    dataset: str = "fashion-mnist"  # fashion-mnist | idx (with data_dir)
+    data_dir: str = ""
+    epochs: int = 10
+    batch_size: int = 64  # pix2pix used 1-4 on a GPU; larger batches are faster per image on a CPU
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    l1_weight: float = 100.0
+    canny_sigma: float = 1.0  # scikit-image's default
+    limit: int = 0  # use only the first `limit` training images (0 = all): tiny test runs
+    eval_n: int = 1000  # test pairs whose L1 is logged after each epoch
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_n"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or self.l1_weight < 0 or not self.canny_sigma > 0:
+            raise ValueError("lr and canny_sigma must be > 0 and l1_weight >= 0")
+
+    to_dict = asdict
+    from_dict = classmethod(_from_dict)

@@ -35,7 +35,15 @@ from ganrt.core.errors import GanrtError
 from ganrt.core.latent import sample_latents
 from ganrt.io.images import save_grid
 
-from .config import ClassifierConfig, GANConfig, SRConfig, SRTrainConfig, TrainConfig
+from .config import (
+    ClassifierConfig,
+    GANConfig,
+    SRConfig,
+    SRTrainConfig,
+    TrainConfig,
+    TranslatorConfig,
+    TranslatorTrainConfig,
+)
 from .data import (
     WALLPAPER_PACKAGES,
     CropStream,
@@ -61,12 +69,13 @@ class CheckpointError(GanrtError, ValueError):
     """A checkpoint is missing, truncated, corrupt, or of the wrong kind."""
 
 
-_CONFIGS = {"gan": (GANConfig, TrainConfig), "classifier": (ClassifierConfig, TrainConfig), "sr": (SRConfig, SRTrainConfig)}
+_CONFIGS = {"gan": (GANConfig, TrainConfig), "classifier": (ClassifierConfig, TrainConfig), "sr": (SRConfig, SRTrainConfig),
+            "translator": (TranslatorConfig, TranslatorTrainConfig)}  # translator: export/pix2pix.py
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    kind: str  # "gan" | "classifier" | "sr"
+    kind: str  # "gan" | "classifier" | "sr" | "translator"
     model_config: GANConfig | ClassifierConfig | SRConfig
     train_config: TrainConfig | SRTrainConfig
     epoch: int  # completed epochs
