@@ -172,3 +172,31 @@ def test_real_degradation_training_set_holds_no_held_out_photo():
     lr, hr = sampler.batch(2)
     assert tuple(lr.shape) == (2, 3, 8, 8) and tuple(hr.shape) == (2, 3, 32, 32)
     assert {s.name for s in sampler.crops.sources} <= {s.name for s in train}
+
+
+def test_sr_eval_scores_fixed_real_inputs_and_draws_the_side_by_side(sr4_path, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from ganrt_export.cli import cli
+    from ganrt_export.evaluate import CROP_SIZE
+
+    out, side = tmp_path / "s.json", tmp_path / "side.png"
+    args = ["sr-eval", str(sr4_path), "sr-x4", "--threads", "1", "--json", str(out)]
+    res = CliRunner().invoke(cli, [*args, "--degradation", "fixed-real", "--side-by-side", str(side)])
+    assert res.exit_code == 0, res.output
+    assert "fixed-real inputs" in res.output and "wrote" in res.output
+    real = json.loads(out.read_text())
+    assert real["degradation"] == "fixed-real"
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    clean = json.loads(out.read_text())
+    # the same models and photos score lower on noisy JPEG inputs, and so does bicubic
+    assert real["sr-x4"]["bundled"]["mean_psnr_bicubic"] < clean["sr-x4"]["bundled"]["mean_psnr_bicubic"] - 0.5
+    assert real["sr-x4"]["bundled"]["mean_psnr_model"] < clean["sr-x4"]["bundled"]["mean_psnr_model"] - 0.5
+    with Image.open(side) as img:  # five photos x (input | bicubic | 2 models | original), crops zoomed 2x, 4 px gaps
+        assert img.size == (5 * (2 * CROP_SIZE + 4) + 4, 5 * (2 * CROP_SIZE + 4) + 4)
+    res = CliRunner().invoke(cli, [*args, "--degradation", "real"])
+    assert res.exit_code != 0 and "fixed-real" in res.output
