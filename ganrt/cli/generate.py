@@ -10,8 +10,10 @@ import numpy as np
 
 from ganrt.cli.options import GRID_MAX, check_new_file, device_option, labels_arg, load_generator, threads_option
 from ganrt.core.bundled import DEFAULT_MODEL
+from ganrt.io.captions import captioned
 from ganrt.io.images import save_grid
 from ganrt.kinds.registry import load
+from ganrt.runs.format import model_classes
 from ganrt.runs.formats import FORMAT_CHOICES, LAYOUTS, format_for
 from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_run
 
@@ -37,6 +39,8 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_ru
               help="Images per npz, webdataset or parquet shard.")
 @click.option("--grid", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help=f"Also write a grid of the first {GRID_MAX} images (.png/.jpg).")
+@click.option("--grid-labels", is_flag=True,
+              help="Write each grid image's class name under it (Pillow's built-in bitmap font).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier run in --out (its files are removed first) and an existing --grid.")
 @click.option("--upscale", "upscale_model", default=None, help="Then upscale every image with this upscaler (e.g. sr-x4).")
@@ -49,7 +53,7 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_ru
 @click.option("--ray-workers", type=click.IntRange(min=1), default=None,
               help="With --ray: actors (default: one per CPU; per GPU with --device cuda).")
 def generate(model, n, seed, start, label, labels, truncation, batch_size, device, threads, out, fmt, layout, shard_size, grid,
-             overwrite, upscale_model, resume, progress, ray_address, ray_workers):
+             grid_labels, overwrite, upscale_model, resume, progress, ray_address, ray_workers):
     """Generate N images with a generator model (with manifest.jsonl: provenance of every image)."""
     if out is None and grid is None:
         raise click.UsageError("nothing to write: give --out DIR and/or --grid FILE")
@@ -58,6 +62,8 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
     if ray_address is not None and out is None:
         raise click.UsageError("--ray writes a run: give --out DIR")
     fmt = format_for(fmt, layout)
+    if grid_labels and grid is None:
+        raise click.UsageError("--grid-labels labels the grid: give --grid FILE")
     here = device if ray_address is None else "cpu"  # with --ray the workers run on --device; here only checks and the grid
     # no busy-waiting onnxruntime threads: the PNG writers need the cores between calls (benchmarks/NOTES.md)
     gen = load_generator(model, here, threads, spin=False)
@@ -66,6 +72,9 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
     gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)  # checks only
     if grid is not None:
         check_new_file(grid, overwrite or resume, "--grid")
+    names = model_classes(gen)
+    if grid_labels and names is None:
+        raise click.UsageError(f"--grid-labels: {gen.name} is unconditional, its images have no class to show")
     note = ""
     if out is not None:
         show = sys.stderr.isatty() if progress is None else progress
@@ -88,6 +97,8 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
         shown = gen.sample(k, seed=seed, labels=head, truncation=truncation, batch_size=batch_size, start=start)
         if upscaler is not None:
             shown = upscaler.upscale_many(shown)
+        if grid_labels:
+            shown = captioned(shown, [names[y] for y in gen.resolve_labels(head, np.arange(start, start + k))])
         save_grid(grid, shown)
     where = [str(p) for p in (out, grid) if p is not None]
     click.echo(f"{n} images from {gen.name} (seed {seed}) -> {', '.join(where)}{note}")

@@ -76,7 +76,8 @@ def models():
         m = load(name)
         default = "  (default)" if name == DEFAULT_MODEL else ""
         shape = KINDS[m.info.kind].shape(m.info)
-        click.echo(f"{name:<20} {m.info.kind:<11} {shape:<9} {m.num_classes or '-':>3} classes  {m.info.description}{default}")
+        classes = f"{m.num_classes:>3} classes" if m.num_classes else ""  # nothing for models without classes
+        click.echo(f"{name:<20} {m.info.kind:<11} {shape:<9} {classes:<11}  {m.info.description}{default}")
 
 
 @click.command()

