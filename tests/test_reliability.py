@@ -1,18 +1,24 @@
 """Reliability II (issue 15): one run per folder, replay as a verification, no path out of the folder the user
 named, run files never followed through symbolic links; a chaos test of real runs killed at random."""
 
+import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ganrt
 from ganrt.core.errors import OutputError
 from ganrt.runs.lock import LOCK_FILE, FolderLock
 from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
+from ganrt.runs.replay import replay, run_file_problem
 
 BIN = Path(sys.executable).parent
 GANRT = str(BIN / "ganrt")
@@ -133,3 +139,153 @@ def test_an_inference_error_mid_run_says_how_to_continue(tmp_path):
     again = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1
     assert "holds an interrupted run" in again.stderr and "--resume continues it" in again.stderr
+
+
+# --- replay is a verification ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sound_run(cgan, tmp_path_factory) -> Path:
+    return ganrt.generate_run(cgan, tmp_path_factory.mktemp("sound") / "run", n=6, seed=3).folder
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def replay_cli(target: Path, *more: str) -> subprocess.CompletedProcess:
+    return subprocess.run([GANRT, "replay", str(target), *more], capture_output=True, text=True, timeout=120)
+
+
+def test_replay_of_a_sound_run_passes(sound_run):
+    out = replay_cli(sound_run)
+    assert out.returncode == 0 and "6 images: 6 reproduced bit-exactly, 6 files on disk match" in out.stdout
+    assert "problem" not in out.stdout
+
+
+def lines_of(run: Path) -> list[bytes]:
+    return (run / MANIFEST).read_bytes().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda run: (run / MANIFEST).write_bytes(b"".join(lines_of(run)[:3]) + b"junk\n" + b"".join(lines_of(run)[3:])),
+     "line 4 "),  # a junk line: today "0 images: 0 reproduced", exit 0
+    (lambda run: (run / MANIFEST).write_bytes(b"".join(lines_of(run)[:4])), "3 images listed, its header says 6"),
+    (lambda run: (run / MANIFEST).write_bytes(lines_of(run)[0] + lines_of(run)[1].replace(b"000000.png", b"../../etc/passwd")
+                                              + b"".join(lines_of(run)[2:])), "is not a name ganrt writes"),
+    (lambda run: (run / MANIFEST).write_bytes(b"".join(lines_of(run)[:2] + lines_of(run)[3:] + lines_of(run)[2:3])),
+     "line 3: image 2 in '000002.png', expected image 1 in '000001.png'"),  # out of order
+    (lambda run: shutil.copy(run / "000001.png", run / "000009.png"),
+     "1 image file(s) the manifest does not list (e.g. 000009.png)"),
+    (lambda run: (run / MANIFEST).rename(run / JOURNAL), "an interrupted run (6 of 6 images recorded)"),
+])
+def test_replay_fails_with_a_reason_on_a_damaged_run(sound_run, tmp_path, damage, reason):
+    run = copy_run(sound_run, tmp_path / "run")
+    damage(run)
+    out = replay_cli(run)
+    problems = [line for line in out.stdout.splitlines() if line.startswith("problem: ")]
+    assert out.returncode == 1 and problems and any(reason in p for p in problems), out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_replay_never_opens_a_symlinked_image_or_manifest(sound_run, tmp_path):
+    run = copy_run(sound_run, tmp_path / "run")
+    outside = tmp_path / "outside.png"
+    (run / "000002.png").rename(outside)
+    (run / "000002.png").symlink_to(outside)  # the right bytes, but not a file of the folder
+    report = replay(run)
+    assert not report.ok and report.images[2].on_disk.startswith("unreadable: ") and "symbolic link" in report.images[2].on_disk
+    assert any("line 4: " in p and "symbolic link" in p for p in report.problems)
+    (run / "000002.png").unlink()
+    shutil.copy(outside, run / "000002.png")
+    (run / MANIFEST).rename(tmp_path / "m.jsonl")
+    (run / MANIFEST).symlink_to(tmp_path / "m.jsonl")
+    out = replay_cli(run)
+    assert out.returncode == 1 and "symbolic link" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["../000001.png", "/etc/passwd", "a/../000001.png", "./000001.png", "a\\b.png", ""])
+def test_a_manifest_file_name_outside_the_folder_is_never_a_path(tmp_path, name):
+    assert "not a path inside the run folder" in run_file_problem(tmp_path, name)
+
+
+# --- hypothesis: the manifest reader on damaged lines, replay on damaged runs --------------------------------------
+
+DAMAGE = st.sampled_from(["drop", "duplicate", "swap", "junk", "flip", "cut", "rename_file", "blank"])
+
+
+def damaged(lines: list[bytes], ops: list[tuple[str, int, int]]) -> list[bytes]:
+    """``lines`` of a manifest (header first) after ``ops``: (what, which entry line, a byte position)."""
+    lines = list(lines)
+    for what, k, b in ops:
+        i = 1 + k % max(1, len(lines) - 1)
+        if i >= len(lines):
+            continue
+        line = lines[i]
+        if what == "drop":
+            del lines[i]
+        elif what == "duplicate":
+            lines.insert(i, line)
+        elif what == "swap" and i + 1 < len(lines):
+            lines[i], lines[i + 1] = lines[i + 1], line
+        elif what == "junk":
+            lines.insert(i, b"{not json\n")
+        elif what == "flip":
+            pos = b % len(line)
+            lines[i] = line[:pos] + bytes([line[pos] ^ 0x20]) + line[pos + 1 :]
+        elif what == "cut":
+            lines[i] = line[: b % len(line)]
+            del lines[i + 1 :]
+        elif what == "rename_file":
+            lines[i] = line.replace(b'"file": "', b'"file": "../', 1)
+        elif what == "blank":
+            lines.insert(i, b"\n")
+    return lines
+
+
+OPS = st.lists(st.tuples(DAMAGE, st.integers(0, 50), st.integers(0, 10_000)), min_size=1, max_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_the_manifest_reader_on_damaged_lines(sound_run, tmp_path, ops):
+    original = lines_of(sound_run)
+    data = b"".join(damaged(original, ops))
+    path = Path(tempfile.mkdtemp(dir=tmp_path)) / MANIFEST
+    path.write_bytes(data)
+    m = read_manifest(path, repair=True)  # the header is intact: repair never raises
+    # what it keeps is a prefix of the file that reads back strictly, entry for entry
+    end = m.ends[-1] if m.entries else m.header_bytes
+    prefix = path.with_name("prefix.jsonl")
+    prefix.write_bytes(data[:end])
+    assert read_manifest(prefix).entries == m.entries
+    assert [json.loads(line) for line in data[m.header_bytes:end].splitlines()] == list(m.entries)
+    if m.problem:
+        with pytest.raises(ganrt.ManifestError, match=m.problem[:20].replace("(", r"\(").replace("[", r"\[")):
+            read_manifest(path)
+    else:
+        assert end == len(data) and len(m.entries) == data.count(b"\n") - 1
+        assert read_manifest(path).entries == m.entries
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, extra=st.sampled_from(["none", "unlisted", "symlink", "delete"]))
+def test_replay_passes_only_an_undamaged_run(cgan_path, sound_run, tmp_path, ops, extra):
+    run = copy_run(sound_run, Path(tempfile.mkdtemp(dir=tmp_path)) / "run")
+    lines = damaged(lines_of(sound_run), ops)
+    (run / MANIFEST).write_bytes(b"".join(lines))
+    if extra == "unlisted":
+        shutil.copy(run / "000000.png", run / "000123.png")
+    elif extra == "symlink":
+        (run / "000003.png").rename(run.parent / "x.png")
+        (run / "000003.png").symlink_to(run.parent / "x.png")
+    elif extra == "delete":
+        (run / "000005.png").unlink()
+    try:
+        report = replay(run, model=cgan_path)
+    except ganrt.ManifestError:
+        return  # refused with a reason (a header line cut, a label mix)
+    intact = lines == lines_of(sound_run) and extra == "none"
+    assert report.ok == intact, (report.problems, [im for im in report.images if not im.ok])
+    if not report.ok:
+        assert report.problems or any(not im.ok for im in report.images)

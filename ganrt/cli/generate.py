@@ -130,6 +130,8 @@ def replay(manifest, indices, model, device, threads):
     match = sum(im.on_disk == "match" for im in report.images)
     total = len(report.images)
     click.echo(f"{total} images: {good} reproduced bit-exactly, {match} files on disk match")
+    for problem in report.problems:  # the run itself is damaged: replay is a verification (exit 1)
+        click.echo(f"problem: {problem}")
     if not report.ok:
         if report.provider != report.recorded_provider:
             click.echo(f"note: bit-exact replay is promised on the device kind the run was made on ({report.recorded_provider})",

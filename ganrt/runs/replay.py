@@ -7,6 +7,7 @@ Bit-exactness is promised on the same kind of device (same provider and precisio
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,8 @@ from ganrt.core.errors import GanrtError, ManifestError
 from ganrt.core.session import device_of
 from ganrt.io.png import read_png
 from ganrt.runs.format import sha256_hex
-from ganrt.runs.formats import get_format
-from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
+from ganrt.runs.formats import get_format, is_image_file
+from ganrt.runs.manifest import JOURNAL, MANIFEST, Manifest, read_manifest
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,11 @@ class ReplayReport:
     recorded_provider: str
     provider: str
     images: tuple[ReplayedImage, ...]
+    problems: tuple[str, ...] = ()  # what is wrong with the run beyond its images (see ``verify_run``)
 
     @property
     def ok(self) -> bool:
-        return all(im.ok for im in self.images)
+        return not self.problems and all(im.ok for im in self.images)
 
 
 def manifest_path(path: str | os.PathLike) -> Path:
@@ -75,8 +77,9 @@ def replay(
     path = manifest_path(manifest)
     if path.suffix.lower() == ".png":
         return _replay_png(path, model=model, device=device, threads=threads)
-    m = read_manifest(path, repair=True)  # an interrupted run's journal: its complete lines
+    m = read_manifest(path, repair=True)  # what parses is replayed; the rest is among the problems
     header = m.header
+    problems = verify_run(m)
     if indices is None:
         entries = list(m.entries)
     else:
@@ -102,8 +105,71 @@ def replay(
             images = up.upscale_many(images)
         for e, image in zip(chunk, images):
             reproduced = sha256_hex(image) == e["image_sha256"]
-            out.append(ReplayedImage(e["index"], e["file"], reproduced, _compare_on_disk(fmt, folder, e, image, header, cache)))
-    return ReplayReport(path, gen.source, header.model_sha256, header.provider, gen.provider, tuple(out))
+            unsafe = run_file_problem(folder, e["file"])  # never opened then
+            on_disk = f"unreadable: {unsafe}" if unsafe else _compare_on_disk(fmt, folder, e, image, header, cache)
+            out.append(ReplayedImage(e["index"], e["file"], reproduced, on_disk))
+    return ReplayReport(path, gen.source, header.model_sha256, header.provider, gen.provider, tuple(out), tuple(problems))
+
+
+MAX_PROBLEMS = 5  # entries named one by one in a report; the rest are counted
+
+
+def verify_run(m: Manifest) -> list[str]:
+    """What is wrong with the run of manifest ``m`` beyond its images' pixels (each a one-line reason; none: sound).
+
+    Replay is a verification, so everything is checked: every line parses (``m.problem``), the
+    manifest is complete (not a journal) and lists exactly images start .. start+n-1 in order, each in
+    the file the run's format names for it; those files lie inside the run folder as regular files
+    (never a symbolic link, never ``..`` or an absolute path: they are not opened otherwise); and no
+    image file in the folder goes unlisted.
+    """
+    header, folder, problems = m.header, m.path.parent, []
+    if m.problem:
+        problems.append(f"{m.path}: {m.problem}: the manifest is damaged")
+    if m.path.name == JOURNAL:
+        problems.append(f"{m.path}: an interrupted run ({len(m.entries)} of {header.n} images recorded): the generate "
+                        "command with --resume completes it")
+    elif len(m.entries) != header.n:
+        problems.append(f"{m.path}: {len(m.entries)} images listed, its header says {header.n}")
+    wrong = []
+    for k, e in enumerate(m.entries):
+        try:
+            expected = header.file_name(header.start + k, e["label"])
+        except GanrtError as exc:
+            expected = f"? ({exc})"
+        if e["index"] != header.start + k or e["file"] != expected:
+            wrong.append(f"line {k + 2}: image {e['index']} in {str(e['file'])[:80]!r}, expected image "
+                         f"{header.start + k} in {expected!r}")
+        elif (why := run_file_problem(folder, e["file"])) is not None:
+            wrong.append(f"line {k + 2}: {why}")
+    problems += wrong[:MAX_PROBLEMS] + ([f"... and {len(wrong) - MAX_PROBLEMS} more such entries"]
+                                        if len(wrong) > MAX_PROBLEMS else [])
+    from ganrt.runs.writer import run_files
+
+    listed = {e["file"] for e in m.entries}
+    unlisted = [name for name in (p.relative_to(folder).as_posix() for p in run_files(folder))
+                if is_image_file(name) and name not in listed]
+    if unlisted:
+        problems.append(f"{folder}: {len(unlisted)} image file(s) the manifest does not list (e.g. {unlisted[0]})")
+    return problems
+
+
+def run_file_problem(folder: Path, name: str) -> str | None:
+    """Why ``name`` (from a manifest) is not a file of the run folder that may be opened; None if it is (or is
+    missing: the image's own report says so). Relative, no ``..``, no symbolic link anywhere below the folder."""
+    parts = name.split("/")  # as written: "./a" and "a//b" are not names ganrt writes either
+    if name.startswith("/") or "\\" in name or any(p in ("..", ".", "") for p in parts):
+        return f"{name[:80]!r} is not a path inside the run folder"
+    path = folder
+    for part in parts:
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return f"{path} is a symbolic link; a run's files must be regular files in its folder"
+    return None if stat.S_ISREG(mode) else f"{path} is not a regular file"
 
 
 def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device: str | None, threads: int | None,
