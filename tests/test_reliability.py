@@ -289,3 +289,55 @@ def test_replay_passes_only_an_undamaged_run(cgan_path, sound_run, tmp_path, ops
     assert report.ok == intact, (report.problems, [im for im in report.images if not im.ok])
     if not report.ok:
         assert report.problems or any(not im.ok for im in report.images)
+
+
+# --- no string from a model file or a PNG becomes a path --------------------------------------------------------
+
+def renamed_model(src: Path, dst: Path, **meta_over) -> Path:
+    """A copy of model file ``src`` whose ganrt metadata has ``meta_over`` (e.g. a hostile name or description)."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(src)
+    for prop in model.metadata_props:
+        if prop.key == "ganrt":
+            prop.value = json.dumps(json.loads(prop.value) | meta_over)
+    onnx.save(model, dst)
+    return dst
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/ganrt-escaped-abs", "..", "a\\b", "bad\nname"])
+def test_export_triton_keeps_a_model_file_s_name_inside_outdir(cgan_path, tmp_path, name):
+    model = renamed_model(cgan_path, tmp_path / "m.onnx", name=name)
+    outdir = tmp_path / "deep" / "er" / "repo"
+    out = subprocess.run([GANRT, "export-triton", str(model), str(outdir)], capture_output=True, text=True, timeout=120)
+    err = out.stderr.strip()
+    assert out.returncode == 1 and len(err.splitlines()) == 1 and "is not a folder name Triton can serve" in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m.onnx"] and not Path("/tmp/ganrt-escaped-abs").exists()
+    out = subprocess.run([GANRT, "export-triton", str(model), str(outdir), "--name", "ok"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and (outdir / "ok" / "1" / "model.onnx").read_bytes() == model.read_bytes()
+
+
+def test_export_triton_writes_the_repository_whole_or_not_at_all(cgan, tmp_path, monkeypatch):
+    from ganrt.io import files
+    from ganrt.tools.triton import TritonConfig, export_triton
+
+    real = files.atomic_write
+    calls = []
+
+    def failing(path, data, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OutputError(f"cannot write {path}: No space left on device")
+        real(path, data, **kw)
+
+    monkeypatch.setattr("ganrt.tools.triton.atomic_write", failing)
+    with pytest.raises(OutputError, match="No space left"):
+        export_triton(cgan, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no half-written repository, no temporary folder
+    first = export_triton(cgan, tmp_path, config=TritonConfig())
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    calls.clear()
+    with pytest.raises(OutputError):
+        export_triton(cgan, tmp_path, overwrite=True)
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before  # the earlier export is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name]

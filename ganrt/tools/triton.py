@@ -19,6 +19,7 @@ Triton itself is not needed to write or check the repository.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,15 @@ from ganrt.tools import triton_client
 from ganrt.tools.triton_client import SETTINGS, Served
 
 KINDS = ("cpu", "gpu")
+
+
+def check_model_name(name: str, where: str) -> None:
+    """A Triton model name, which becomes a folder inside OUTDIR: one plain path component (no ``/``, ``\\``,
+    ``..``, leading dot, control character), however it came (``--name``, or the model file's own name)."""
+    if (not isinstance(name, str) or not name or len(name) > 255 or name.startswith(".") or "/" in name or "\\" in name
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        raise ParameterError(f"{where} {str(name)[:80]!r} is not a folder name Triton can serve (one path component, "
+                             "no '/', no leading '.'): pass --name NAME")
 # onnxruntime's input/output types -> Triton's data_type names
 _TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(double)": "TYPE_FP64",
           "tensor(int64)": "TYPE_INT64", "tensor(int32)": "TYPE_INT32", "tensor(uint8)": "TYPE_UINT8"}
@@ -60,8 +70,8 @@ class TritonConfig:
             raise ParameterError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if (self.tensorrt or self.tensorrt_fp16) and self.kind != "gpu":
             raise ParameterError("TensorRT runs on GPU instances only: add --kind gpu, or leave out --tensorrt")
-        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
-            raise ParameterError(f"name {self.name!r} is not a folder name Triton can serve")
+        if self.name is not None:
+            check_model_name(self.name, "--name")
         for size in self.preferred_batch_sizes:
             if not 1 <= size <= self.max_batch_size:
                 raise ParameterError(f"preferred batch size {size} is outside 1..max_batch_size ({self.max_batch_size})")
@@ -142,17 +152,50 @@ def _type(gen: Generator, tensor) -> str:
 def export_triton(gen: Generator, outdir: str | Path, *, config: TritonConfig = TritonConfig(), overwrite: bool = False) -> Path:
     """Write ``gen`` as a Triton model repository in ``outdir`` (see the module docstring); returns the model's folder."""
     cfg = model_config(gen, config)  # checks everything before a file is written
+    if config.name is None:  # the name the model file gives is checked exactly as --name: it must not leave OUTDIR
+        check_model_name(cfg["name"], f"{gen.source}: the model's name")
     folder = Path(outdir) / cfg["name"]
     if folder.exists() and not overwrite:
         raise OutputError(f"{folder} exists; pass --overwrite to replace its files, or choose another OUTDIR")
-    try:
-        (folder / "1").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {folder / '1'}: {exc.strerror or exc}") from None
     served = Served(model=cfg["name"], latent_input="z", label_input="label" if gen.info.conditional else None,
                     output=cfg["output"][0]["name"], max_batch_size=config.max_batch_size, info=gen.info)
-    atomic_write(folder / "1" / "model.onnx", Path(gen.path).read_bytes())
-    atomic_write(folder / SETTINGS, served.to_json().encode())
-    atomic_write(folder / "client.py", Path(triton_client.__file__).read_bytes())
-    atomic_write(folder / "config.pbtxt", _pbtxt(cfg).encode())
+    # every file's bytes first: nothing is created unless all of them could be made
+    files = {Path("1") / "model.onnx": Path(gen.path).read_bytes(), Path(SETTINGS): served.to_json().encode(),
+             Path("client.py"): Path(triton_client.__file__).read_bytes(), Path("config.pbtxt"): _pbtxt(cfg).encode()}
+    _write_folder(folder, files, overwrite=overwrite)
     return folder
+
+
+def _write_folder(folder: Path, files: dict[Path, bytes], *, overwrite: bool) -> None:
+    """Write ``files`` into a temporary folder beside ``folder`` and rename it into place: a failure leaves no
+    half-written repository (an earlier one, with ``overwrite``, is set aside and removed only after the rename)."""
+    import shutil
+
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"  # the umask's mode, as any folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    old = None
+    try:
+        for name, data in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(tmp / name, data)
+        if folder.exists() or folder.is_symlink():
+            if not overwrite:
+                raise OutputError(f"{folder} exists; pass --overwrite to replace its files, or choose another OUTDIR")
+            old = folder.parent / f"{tmp.name}.old"
+            os.rename(folder, old)  # a symlink is moved aside itself, never followed
+        os.rename(tmp, folder)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not folder.exists():
+            os.rename(old, folder)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+        raise
+    if old is not None and old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old is not None:
+        old.unlink()
