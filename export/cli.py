@@ -253,6 +253,8 @@ def _quality_line(report: dict) -> str:
     from .quantize import VARIANT_SUFFIXES
 
     label = VARIANT_SUFFIXES[report["info"].precision]
+    if report["info"].kind == "translator":
+        return f"{label} vs float32 on {report['check_n']} held-out inputs, translated: PSNR {report['psnr_db']:.2f} dB"
     if "check_photos" in report:  # an upscaler
         return f"{label} vs float32 on the {report['check_photos']} held-out photos, upscaled: PSNR {report['psnr_db']:.2f} dB"
     agreement = report["classifier_agreement"]
@@ -389,13 +391,14 @@ def sr_eval_cmd(models, photos, degradation, crops, side_path, json_path, thread
 
     from ganrt.io.png import save_png
 
-    from .evaluate import CROP_SIZE, evaluate_upscaler, held_out_sets, markdown_table, side_by_side, summary
+    from .evaluate import CROP_SIZE, comparison_table, evaluate_upscaler, held_out_sets, markdown_table, side_by_side, summary
     from .evaluate import crops as make_crops
 
     sets = held_out_sets(photos)
     report = {"degradation": degradation}
     keep = bool(crops or side_path)
     kept: dict[str, dict[str, dict]] = {set_name: {} for set_name in sets}
+    scored: dict[str, dict[str, list]] = {set_name: {} for set_name in sets}
     for model in models:
         report[model] = {}
         for set_name, sources in sets.items():
@@ -403,12 +406,17 @@ def sr_eval_cmd(models, photos, degradation, crops, side_path, json_path, thread
                                                degradation=degradation, window=CROP_SIZE)
             click.echo(f"{set_name} held-out photos, {degradation} inputs\n" + markdown_table(model, scores) + "\n")
             report[model][set_name] = summary(scores)
+            scored[set_name][Path(model).stem] = scores
             suffix = "" if set_name == "bundled" else f"-{set_name}"
             if crops:
                 Path(crops).mkdir(parents=True, exist_ok=True)
                 save_png(Path(crops) / f"{Path(model).stem}{suffix}-crops.png", make_crops(images))
             if side_path:
                 kept[set_name][model] = images
+    if len(scored["bundled"]) > 1:
+        for set_name, per_model in scored.items():
+            click.echo(f"{set_name} held-out photos, {degradation} inputs: PSNR (Y, dB) / gain over bicubic (SSIM)\n"
+                       + comparison_table(per_model) + "\n")
     if side_path:
         for set_name, per_model in kept.items():
             out = Path(side_path)

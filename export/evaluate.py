@@ -97,6 +97,24 @@ def markdown_table(model: str, scores: list[SRScore]) -> str:
     return "\n".join(rows)
 
 
+def comparison_table(per_model: dict[str, list[SRScore]]) -> str:
+    """One table for several models scored on the same photos: photo | bicubic | each model, as
+    PSNR / gain over bicubic (SSIM)."""
+    names = list(per_model)
+    rows = ["| photo | bicubic | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for per in zip(*per_model.values()):
+        b = per[0]
+        cells = [f"{sc.psnr_model:.2f} / {sc.gain_db:+.2f} ({sc.ssim_model:.4f})" for sc in per]
+        rows.append(f"| {b.image} | {b.psnr_bicubic:.2f} ({b.ssim_bicubic:.4f}) | " + " | ".join(cells) + " |")
+    mean = lambda scores, f: float(np.mean([getattr(sc, f) for sc in scores]))  # noqa: E731
+    first = next(iter(per_model.values()))
+    cells = [f"**{mean(sc, 'psnr_model'):.2f} / {mean(sc, 'psnr_model') - mean(sc, 'psnr_bicubic'):+.2f}** "
+             f"({mean(sc, 'ssim_model'):.4f})" for sc in per_model.values()]
+    bicubic = f"{mean(first, 'psnr_bicubic'):.2f} ({mean(first, 'ssim_bicubic'):.4f})"
+    rows.append(f"| **mean** | {bicubic} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def summary(scores: list[SRScore]) -> dict:
     return {
         "per_image": [asdict(sc) | {"gain_db": sc.gain_db} for sc in scores],

@@ -69,11 +69,16 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
 
 
 def half_model(data: bytes, *, config: QuantizeConfig = DEFAULT_CONFIG, source: str = "model") -> tuple[bytes, dict[str, Any]]:
-    """(fp16 file bytes, report) from a float32 ganrt generator or upscaler; QuantizationError if the gate fails."""
+    """(fp16 file bytes, report) from a float32 ganrt generator, upscaler or translator; QuantizationError if the
+    gate fails (translators: ``quantize.translator.translator_gate``)."""
     proto = onnx.load_from_string(data)
-    info = float32_info(proto, source, kinds=("generator", "upscaler"))
+    info = float32_info(proto, source, kinds=("generator", "upscaler", "translator"))
     half = half_graph(proto)
-    if info.kind == "upscaler":
+    if info.kind == "translator":
+        from .quantize.translator import translator_gate
+
+        scores = translator_gate(data, half.SerializeToString(), info, config=config, source=source, label="fp16")
+    elif info.kind == "upscaler":
         scores = upscaler_gate(data, half.SerializeToString(), info, config=config, source=source, label="fp16")
     else:
         scores = quality_gate(data, half.SerializeToString(), info, config=config, source=source, label="fp16")

@@ -188,6 +188,8 @@ def test_sr_eval_scores_fixed_real_inputs_and_draws_the_side_by_side(sr4_path, t
     res = CliRunner().invoke(cli, [*args, "--degradation", "fixed-real", "--side-by-side", str(side)])
     assert res.exit_code == 0, res.output
     assert "fixed-real inputs" in res.output and "wrote" in res.output
+    table = res.output.split("gain over bicubic (SSIM)\n")[1].split("\n\n")[0].splitlines()
+    assert table[0] == f"| photo | bicubic | {sr4_path.stem} | sr-x4 |" and len(table) == 2 + 5 + 1  # the two models side by side
     real = json.loads(out.read_text())
     assert real["degradation"] == "fixed-real"
     res = CliRunner().invoke(cli, args)

@@ -118,3 +118,29 @@ def test_cli_trains_evaluates_and_refuses_bad_settings(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| identity (the edges) |" in out.stdout and json.loads((tmp_path / "r.json").read_text())["test_pairs"] == 20
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_int8_and_fp16_variants_pass_the_gate_or_are_refused(run, tmp_path):
+    from ganrt_export.half import half_file
+    from ganrt_export.quantize import QuantizationError, QuantizeConfig, quantize_file
+    from ganrt_export.quantize.translator import check_images
+
+    folder, _, _ = run
+    src = folder / "tiny.onnx"
+    config = QuantizeConfig(calibration_n=64, check_n=64)
+    fp32 = ganrt.load(src)
+    edges = check_images(fp32.info, split="test", n=64)  # the test split's edges, as the file was trained on
+    assert edges.shape == (64, 32, 32, 1) and set(np.unique(edges)) <= {0, 255}
+    for make, name, precision in ((quantize_file, "int8", "int8"), (half_file, "fp16", "float16")):
+        report = make(src, tmp_path / f"{name}.onnx", config=config)
+        variant = ganrt.load(tmp_path / f"{name}.onnx")
+        assert variant.name == f"tiny-edges-{name}" and variant.info.precision == precision
+        assert variant.info.kind == "translator" and variant.size_multiple == fp32.size_multiple
+        from ganrt_export.quantize import psnr_uint8
+
+        measured = psnr_uint8(fp32.translate_many(edges), variant.translate_many(edges))
+        assert report["psnr_db"] >= 35.0 and measured == pytest.approx(report["psnr_db"], abs=0.01)
+        strict = QuantizeConfig(calibration_n=64, check_n=64, min_psnr_db=200.0)
+        with pytest.raises(QuantizationError, match="refused, nothing written"):
+            make(src, tmp_path / f"{name}-strict.onnx", config=strict)
+        assert not (tmp_path / f"{name}-strict.onnx").exists()

@@ -175,11 +175,16 @@ def write_variant(input: str | os.PathLike, output: str | os.PathLike, make, *, 
 
 
 def _quantize_any(data: bytes, *, config: QuantizeConfig, source: str) -> tuple[bytes, dict[str, Any]]:
-    kind = float32_info(onnx.load_from_string(data), source, kinds=("generator", "upscaler")).kind
+    kind = float32_info(onnx.load_from_string(data), source, kinds=("generator", "upscaler", "translator")).kind
+    if kind == "translator":
+        from .translator import quantize_translator  # imports this module: here, not at the top
+
+        return quantize_translator(data, config=config, source=source)
     return (quantize_upscaler if kind == "upscaler" else quantize_generator)(data, config=config, source=source)
 
 
 def quantize_file(input: str | os.PathLike, output: str | os.PathLike, *, config: QuantizeConfig = DEFAULT_CONFIG,
                   overwrite: bool = False) -> dict[str, Any]:
-    """Write the int8 variant of the float32 ganrt generator or upscaler ``input`` to ``output`` if it passes the gate."""
+    """Write the int8 variant of the float32 ganrt generator, upscaler or translator ``input`` to ``output`` if it
+    passes the gate."""
     return write_variant(input, output, _quantize_any, config=config, overwrite=overwrite)
