@@ -341,3 +341,29 @@ def test_export_triton_writes_the_repository_whole_or_not_at_all(cgan, tmp_path,
         export_triton(cgan, tmp_path, overwrite=True)
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before  # the earlier export is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.name]
+
+
+def test_a_lone_png_names_a_bundled_model_or_none(cgan, cgan_path, tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    ganrt.generate_run(cgan, tmp_path / "run", n=2, seed=4)
+    im = Image.open(tmp_path / "run" / "000001.png")
+    info = PngImagePlugin.PngInfo()
+    for key, value in im.text.items():
+        info.add_text(key, str(cgan_path) if key == "model" else value)  # a path to a model, sha256 matching
+    im.save(tmp_path / "crafted.png", pnginfo=info)
+    out = replay_cli(tmp_path / "crafted.png")
+    err = out.stderr.strip()
+    assert out.returncode == 1 and len(err.splitlines()) == 1 and "not a bundled model" in err and "--model" in err, err
+    assert replay(tmp_path / "crafted.png", model=cgan_path).ok  # the user names the file: fine
+
+
+def test_a_grid_inside_the_run_folder_is_refused(cgan, cgan_path, tmp_path):
+    ganrt.generate_run(cgan, tmp_path / "gr", n=4, seed=1)
+    before = snapshot(tmp_path / "gr")
+    for grid in (tmp_path / "gr" / "000000.png", tmp_path / "gr" / "sub" / "g.png"):
+        out = subprocess.run(gen_args(cgan_path, tmp_path / "gr", "--grid", str(grid), "--overwrite", n=4, seed=1),
+                             capture_output=True, text=True, timeout=120)
+        err = out.stderr.strip()
+        assert out.returncode == 1 and len(err.splitlines()) == 1 and "lies inside --out" in err, err
+        assert snapshot(tmp_path / "gr") == before  # image 0 was overwritten by the grid before

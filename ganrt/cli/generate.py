@@ -10,6 +10,7 @@ import numpy as np
 
 from ganrt.cli.options import GRID_MAX, check_new_file, device_option, labels_arg, load_generator, threads_option
 from ganrt.core.bundled import DEFAULT_MODEL
+from ganrt.core.errors import OutputError
 from ganrt.io.captions import captioned
 from ganrt.io.images import save_grid
 from ganrt.kinds.registry import load
@@ -71,6 +72,8 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
     label_spec = labels_arg(gen, label, labels, n) if n > 0 else None
     gen.iter_batches(n, seed=seed, labels=label_spec, truncation=truncation, batch_size=batch_size, start=start)  # checks only
     if grid is not None:
+        if out is not None and grid.resolve().is_relative_to(out.resolve()):  # it would replace or mix with the run's files
+            raise OutputError(f"--grid {grid} lies inside --out {out}: write the grid outside the run folder")
         check_new_file(grid, overwrite or resume, "--grid")
     names = model_classes(gen)
     if grid_labels and names is None:
@@ -108,15 +111,17 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
 @click.argument("manifest", type=click.Path(path_type=Path))
 @click.option("--index", "indices", type=click.IntRange(min=0), multiple=True,
               help="Replay only image I (repeatable; default: all).")
-@click.option("--model", "-m", default=None, help="The run's model file, if not where the manifest says (its sha256 must match).")
+@click.option("--model", "-m", default=None, help="The run's model file, if not where the manifest says (its sha256 must match); "
+              "a lone PNG names only a bundled model.")
+@click.option("--upscaler", default=None, help="The run's upscaler (--upscale), likewise.")
 @click.option("--device", type=click.Choice(("cpu", "cuda", "tensorrt")), default=None,
               help="Default: the kind of device the run was made on.")
 @threads_option
-def replay(manifest, indices, model, device, threads):
+def replay(manifest, indices, model, upscaler, device, threads):
     """Regenerate a run's images from MANIFEST (or its folder, or one PNG's text chunks) and check them bit for bit."""
     from ganrt.runs.replay import replay as replay_run
 
-    report = replay_run(manifest, indices=list(indices) or None, model=model, device=device, threads=threads)
+    report = replay_run(manifest, indices=list(indices) or None, model=model, upscaler=upscaler, device=device, threads=threads)
     click.echo(f"{report.manifest}: model {report.model} (sha256 {report.model_sha256[:12]}...), made on "
                f"{report.recorded_provider}, replayed on {report.provider}")
     shown = 0

@@ -65,6 +65,7 @@ def replay(
     *,
     indices: Sequence[int] | None = None,
     model: str | os.PathLike | None = None,
+    upscaler: str | os.PathLike | None = None,
     device: str | None = None,
     threads: int | None = None,
     batch_size: int = 64,
@@ -72,11 +73,13 @@ def replay(
     """Regenerate images ``indices`` (default: all) of the run a manifest describes, and compare.
 
     ``model`` defaults to the one the manifest names (a bundled name or the file's path); it must
-    have the recorded sha256. ``device`` defaults to the kind the run was made on.
+    have the recorded sha256 (``upscaler`` likewise, for a run made with ``--upscale``). A lone PNG
+    (``manifest`` ending in .png) names a bundled model or none: its text is never a path to open.
+    ``device`` defaults to the kind the run was made on.
     """
     path = manifest_path(manifest)
     if path.suffix.lower() == ".png":
-        return _replay_png(path, model=model, device=device, threads=threads)
+        return _replay_png(path, model=model, upscaler=upscaler, device=device, threads=threads)
     m = read_manifest(path, repair=True)  # what parses is replayed; the rest is among the problems
     header = m.header
     problems = verify_run(m)
@@ -90,7 +93,7 @@ def replay(
             raise ManifestError(f"image {missing[0]} is not in {path} (it records images {have})")
         entries = [by_index[i] for i in indices]
     gen = _load_recorded(model if model is not None else header.model, header.model_sha256, header.provider, device, threads)
-    up = _load_recorded(header.upscaler, header.upscaler_sha256, header.provider, device, threads,
+    up = _load_recorded(upscaler or header.upscaler, header.upscaler_sha256, header.provider, device, threads,
                         kind="upscaler") if header.upscaler else None
     folder = path.parent
     fmt = get_format(header.format)
@@ -185,7 +188,20 @@ def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device:
     return gen
 
 
-def _replay_png(path: Path, *, model, device, threads) -> ReplayReport:
+def _png_model(path: Path, given, named: str, sha256: str, option: str):
+    """The model to replay a lone PNG with: ``given`` (``--model``/``--upscaler``), or the bundled model its text
+    chunks name. A name from a PNG is never opened as a path (anyone can write one into a PNG)."""
+    from ganrt.core.bundled import available_models
+
+    if given is not None:
+        return given
+    if named in available_models():
+        return named
+    raise ManifestError(f"{path}: its text chunks name {str(named)[:80]!r}, which is not a bundled model, and a path "
+                        f"read from a PNG is never opened: pass {option} with the model file (sha256 {sha256[:16]}...)")
+
+
+def _replay_png(path: Path, *, model, upscaler, device, threads) -> ReplayReport:
     """One PNG alone, from its own text chunks (model name and sha256, seed, index, label, truncation)."""
     from PIL import Image
 
@@ -201,10 +217,12 @@ def _replay_png(path: Path, *, model, device, threads) -> ReplayReport:
         sha256, provider, name = text["model_sha256"], text.get("provider", ""), text["model"]
     except (KeyError, ValueError) as exc:
         raise ManifestError(f"{path}: its text chunks do not record a ganrt image ({type(exc).__name__}: {exc})") from None
-    gen = _load_recorded(model if model is not None else name, sha256, provider, device, threads)
+    gen = _load_recorded(_png_model(path, model, name, sha256, "--model"), sha256, provider, device, threads)
     image = gen.images_at([index], seed=seed, labels=None if label is None else [label], truncation=truncation)[0]
     if text.get("upscaler"):
-        up = _load_recorded(text["upscaler"], text.get("upscaler_sha256", ""), provider, device, threads, kind="upscaler")
+        up_sha256 = text.get("upscaler_sha256", "")
+        up = _load_recorded(_png_model(path, upscaler, text["upscaler"], up_sha256, "--upscaler"), up_sha256, provider,
+                            device, threads, kind="upscaler")
         image = up.upscale(image)
     try:
         on_disk = "match" if np.array_equal(read_png(path, shape=image.shape)[0], image) else "differs"
