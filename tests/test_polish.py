@@ -57,3 +57,28 @@ def test_the_readme_runtime_venv_is_ignored():
         pytest.skip("not a git checkout")
     out = subprocess.run(["git", "check-ignore", "-q", ".venv-rt/bin/python"], cwd=ROOT)
     assert out.returncode == 0  # README's first command makes .venv-rt/
+
+
+def test_small_pngs_keep_their_bytes_and_large_ones_go_through_pillow_with_z_rle():
+    import hashlib
+    import io
+    import zlib
+
+    from ganrt.io.png import PILLOW_FROM_BYTES, encode_pngs, read_png
+
+    # golden: ganrt's own encoder's bytes before the size switch (a run's 32x32 PNGs must not change)
+    x = ((np.arange(2 * 32 * 32 * 3).reshape(2, 32, 32, 3) * 7) % 251).astype(np.uint8)
+    g = ((np.arange(3 * 40 * 24).reshape(3, 40, 24, 1) * 13) % 256).astype(np.uint8)
+    assert hashlib.sha256(b"".join(encode_pngs(x, texts=[{"seed": "1", "model": "m"}, None]))).hexdigest() == \
+        "fb20e6e01506dea82c510a26155879c71f31c32902e9a15f8ed27527b1ce5a43"
+    assert hashlib.sha256(b"".join(encode_pngs(g))).hexdigest() == \
+        "677710f38b8465575a41d8392cb97e000522f8ee7cf5abccefab1698ee513224"
+    side = int(np.ceil(np.sqrt(PILLOW_FROM_BYTES / 3)))
+    big = ((np.arange(2 * side * side * 3).reshape(2, side, side, 3) * 7) % 251).astype(np.uint8)
+    files = encode_pngs(big, texts=[{"model": "m", "note": "ü€"}, None])
+    assert files == encode_pngs(big, texts=[{"model": "m", "note": "ü€"}, None])  # deterministic
+    buf = io.BytesIO()
+    Image.fromarray(big[1]).save(buf, format="PNG", compress_type=zlib.Z_RLE)
+    assert files[1] == buf.getvalue()  # Pillow's encoder with Z_RLE, nothing added
+    image, text = read_png(files[0], shape=big.shape[1:])
+    assert np.array_equal(image, big[0]) and text == {"model": "m", "note": "ü€"}

@@ -73,17 +73,8 @@ def _deflate(data: bytes) -> bytes:
     return z.compress(data) + z.flush()
 
 
-def encode_pngs(images: np.ndarray, *, texts: Sequence[dict[str, str] | None] | None = None) -> list[bytes]:
-    """(B, H, W, 1|3) uint8 -> one PNG file's bytes per image (8-bit grayscale or RGB), ``texts[i]`` as
-    tEXt/iTXt chunks of image i.
-
-    Written directly (numpy row filters for many images at once, then zlib per image) rather than
-    through Pillow, whose per-file Python overhead was several times the compression itself for the
-    small images of a generation run. Deterministic: the same image and text give the same bytes.
-    """
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in _PNG_COLOR or 0 in images.shape:
-        raise ValueError(f"encode_pngs needs (B, H, W, 1|3) uint8, got {images.dtype} {images.shape}")
+def _encode_own(images: np.ndarray, texts: Sequence[dict[str, str] | None] | None = None) -> list[bytes]:
+    """ganrt's own encoder (numpy row filters for many images at once, then zlib per image)."""
     b, h, w, c = images.shape
     head = _PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _PNG_COLOR[c], 0, 0, 0))
     tail = _chunk(b"IEND", b"")
@@ -95,6 +86,52 @@ def encode_pngs(images: np.ndarray, *, texts: Sequence[dict[str, str] | None] | 
         files += [b"".join([head, *(_text_chunk(k, v) for k, v in (texts[first + i] or {}).items()),
                             _chunk(b"IDAT", _deflate(r.tobytes())), tail]) for i, r in enumerate(rows)]
     return files
+
+
+def encode_pngs(images: np.ndarray, *, texts: Sequence[dict[str, str] | None] | None = None) -> list[bytes]:
+    """(B, H, W, 1|3) uint8 -> one PNG file's bytes per image (8-bit grayscale or RGB), ``texts[i]`` as
+    tEXt/iTXt chunks of image i.
+
+    Small images are written directly (numpy row filters for many images at once, then zlib per
+    image) rather than through Pillow, whose per-file Python overhead was several times the
+    compression itself for the small images of a generation run; from ``PILLOW_FROM_BYTES`` pixel
+    bytes per image, Pillow with Z_RLE, which is faster there. Deterministic: the same image and text
+    give the same bytes.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in _PNG_COLOR or 0 in images.shape:
+        raise ValueError(f"encode_pngs needs (B, H, W, 1|3) uint8, got {images.dtype} {images.shape}")
+    b, h, w, c = images.shape
+    if h * w * c >= PILLOW_FROM_BYTES:
+        return [_encode_pillow(image, text) for image, text in zip(images, texts or [None] * b)]
+    return _encode_own(images, texts)
+
+
+# Pixel bytes per image from which Pillow (its adaptive filters in C, zlib's Z_RLE) encodes: faster
+# there than the numpy filters, which win for small images in batches (benchmarks/png_encoder.py,
+# NOTES). Every image a 32x32 model makes, also x4 upscaled (128x128), stays below: their bytes are
+# those of every earlier ganrt run.
+PILLOW_FROM_BYTES = 256 * 256
+
+
+def _encode_pillow(image: np.ndarray, text: dict[str, str] | None) -> bytes:
+    """One (H, W, 1|3) image through Pillow with Z_RLE, ``text`` as tEXt (Latin-1) or iTXt chunks; no other
+    chunks, so the bytes depend only on the image, the text, Pillow and zlib."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        try:
+            value.encode("latin-1")
+            info.add_text(key, value)
+        except UnicodeEncodeError:
+            info.add_itxt(key, value)
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(
+        buf, format="PNG", compress_level=6, compress_type=zlib.Z_RLE, pnginfo=info)
+    return buf.getvalue()
 
 
 def encode_png(image: np.ndarray, *, text: dict[str, str] | None = None) -> bytes:
