@@ -21,6 +21,12 @@ Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x2
 Models: the bundled ``fashion-cgan``; the canonical DCGAN at 64x64x3 (nz 100, widths 64) from a
 fixed seed, throughput only; the bundled ``sr-x4`` on a 256x256 crop of scikit-image's astronaut.
 torch runs the "twin" of each bundled file (``export.twin``): the file's own weights.
+Translators (``--models pix2pix-unet256,cyclegan-resnet9``, batch 1, at ``--translator-sides``): pix2pix's
+``UnetGenerator(3, 3, 8)`` with BatchNorm and CycleGAN's ``ResnetGenerator(3, 3, n_blocks=9)`` with
+InstanceNorm, rebuilt as junyanz/pytorch-CycleGAN-and-pix2pix defines them (``tests/third_party.py``),
+random weights (speed only), width ``--translator-ngf`` (the authors' 64 by default), exported by
+``ganrt-export torch --kind translator``'s function; torch eager runs the same module on the astronaut
+(256: a crop; 1024: bicubic-enlarged), the test-time conversion x / 127.5 - 1 and back to uint8.
 
 Everything runs in one process, so ratios are comparable; absolute numbers drift on a shared
 machine. See ``ganrt.tools.bench`` for how rounds, latency, RSS and GFLOP/s are measured.
@@ -227,10 +233,87 @@ def fp16_variant(float_path: Path, tmp: Path) -> tuple[Path, dict]:
     return out, {k: report[k] for k in ("psnr_db", "classifier_agreement", "check_photos") if k in report}
 
 
+TRANSLATORS = ("pix2pix-unet256", "cyclegan-resnet9")
+
+
+class TranslatorSubject:
+    """A junyanz generator (random weights) at one input side: torch eager, plain onnxruntime and ganrt, batch 1.
+
+    The same ``name``/``kind``/``flops``/``note``/``backends()`` as ``Subject``; ``max_batch`` 1 (one 1024x1024
+    image of a width-64 U-Net is several GB of activations already)."""
+
+    max_batch = 1
+
+    def __init__(self, arch: str, side: int, tmp: Path, *, threads: int, device: str, ngf: int = 64) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        import third_party as tp  # the architectures as the repository defines them
+
+        from benchmarks.byom import flops_per_image
+        from ganrt_export.byom import export_translator
+
+        torch.manual_seed(0)
+        if arch == "pix2pix-unet256":  # --netG unet_256 --norm batch: 8 levels, sides multiples of 256
+            module = tp._settle(tp.UnetGenerator(3, 3, 8, ngf=ngf, norm_layer=torch.nn.BatchNorm2d),
+                                torch.rand(2, 3, 256, 256) * 2 - 1)
+        elif arch == "cyclegan-resnet9":  # --netG resnet_9blocks --norm instance: sees the whole image
+            module = tp.ResnetGenerator(3, 3, ngf=ngf, norm_layer=tp.cyclegan_instance_norm(), n_blocks=9).eval()
+        else:
+            raise ValueError(f"unknown translator {arch!r}; expected one of {', '.join(TRANSLATORS)}")
+        self.name, self.kind, self.side = f"{arch}@{side}", "translator", side
+        self.note = f"random weights, ngf {ngf}: speed only"
+        path = tmp / f"{arch}-ngf{ngf}.onnx"
+        if not path.exists():
+            export_translator(module, path, name=arch, description=f"{arch} ngf {ngf}, random weights")
+        self.photo = _translator_photo(side)  # (side, side, 3) uint8
+        self.flops = flops_per_image(module, torch.zeros(1, 3, side, side))
+        dev = torch.device(device)
+        self.torch_model, self.device = module.to(dev), dev
+        ort = onnxruntime()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        plain = path.with_suffix(".plain.onnx")  # the file a user writes by hand with torch.onnx.export
+        if not plain.exists():
+            tp.export_plain(module.cpu(), [torch.rand(2, 3, 256, 256) * 2 - 1], plain, input_names=["image"],
+                            output_names=["translated"], dynamic_hw=True, dynamo=False)
+        self.naive = ort.InferenceSession(str(plain), sess_options=opts, providers=providers)
+        self.torch_model.to(dev)
+        self.ganrt = ganrt.load(path, device=device, threads=threads)
+
+    def backends(self) -> dict[str, Callable[[int], np.ndarray]]:
+        return {"torch": self._torch, "ort-naive": self._naive,
+                "ganrt": lambda b: self.ganrt.translate_many(np.repeat(self.photo[None], b, 0))}
+
+    def _torch(self, b: int) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.repeat(self.photo[None], b, 0)).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            y = self.torch_model(x).add(1.0).mul(127.5).round().clamp(0, 255)
+            return y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _naive(self, b: int) -> np.ndarray:
+        x = np.repeat(self.photo[None], b, 0).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        (y,) = self.naive.run(None, {self.naive.get_inputs()[0].name: x})
+        return float_to_uint8(y, (-1.0, 1.0))
+
+
+def _translator_photo(side: int) -> np.ndarray:
+    import skimage.data
+
+    from ganrt.io.images import bicubic_resize
+
+    photo = skimage.data.astronaut()  # (512, 512, 3)
+    return np.ascontiguousarray(photo[:side, :side] if side <= 512 else bicubic_resize(photo, (side, side)))
+
+
 def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_: bool, int8: bool = False,
-             fp16: bool = False, one_lane: bool = False, log=print) -> list[Subject]:
-    out = []
+             fp16: bool = False, one_lane: bool = False, translator_sides: tuple[int, ...] = (256, 1024),
+             translator_ngf: int = 64, log=print) -> list:
+    out: list = []
     for name in names:
+        if name in TRANSLATORS:
+            out += [TranslatorSubject(name, side, tmp, threads=threads, device=device, ngf=translator_ngf)
+                    for side in translator_sides]
+            continue
         if name == "dcgan-64":
             model, ck = dcgan64()
             data, _ = export_module(model, ck, name="dcgan-64", description="canonical DCGAN 64x64x3, random weights")
@@ -256,7 +339,8 @@ def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_
 
 
 def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str, rounds: int, min_seconds: float,
-        compile_: bool, int8: bool = False, fp16: bool = False, one_lane: bool = False, log=print) -> tuple[list[Record], float]:
+        compile_: bool, int8: bool = False, fp16: bool = False, one_lane: bool = False, translator_sides=(256, 1024),
+        translator_ngf: int = 64, log=print) -> tuple[list[Record], float]:
     torch.set_num_threads(threads)
     gemm = gemm_gflops(threads=threads)
     log(f"onnxruntime MatMul 2048^2 fp32, {threads} threads: {gemm:.1f} GFLOP/s")
@@ -264,9 +348,9 @@ def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str,
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_, int8=int8, fp16=fp16,
-                          one_lane=one_lane, log=log):
+                          one_lane=one_lane, translator_sides=translator_sides, translator_ngf=translator_ngf, log=log):
             for b in batch_sizes:
-                if s.kind == "sr" and b > SR_MAX_BATCH:
+                if (s.kind == "sr" and b > SR_MAX_BATCH) or b > getattr(s, "max_batch", b):
                     continue
                 t0 = time.perf_counter()
                 timings = measure(s.backends(), b, rounds=rounds, min_seconds=min_seconds, sampler=sampler)
@@ -303,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time the generators with lanes=1 (one multi-threaded run per batch)")
     p.add_argument("--fp16", action="store_true",
                    help="also time each model's fp16 variant (made in the run by export.half; for --device cuda)")
+    p.add_argument("--translator-sides", default="256,1024", help="input sides the translators are timed at")
+    p.add_argument("--translator-ngf", type=int, default=64, help="translators' width (the authors' 64)")
     a = p.parse_args(argv)
     batch_sizes = [int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else (
         [1, 64] if a.quick else list(DEFAULT_BATCH_SIZES))
@@ -311,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     records, gemm = run(models=a.models.split(","), batch_sizes=batch_sizes, threads=a.threads, device=a.device, rounds=rounds,
                         min_seconds=seconds, compile_=a.compile or a.device == "cuda", int8=a.int8, fp16=a.fp16,
-                        one_lane=a.one_lane, log=lambda m: print(m, file=sys.stderr))
+                        one_lane=a.one_lane, translator_sides=tuple(int(v) for v in a.translator_sides.split(",")),
+                        translator_ngf=a.translator_ngf, log=lambda m: print(m, file=sys.stderr))
     info = {**machine(), "torch": torch.__version__, "threads": a.threads, "device": a.device, "gemm_gflops": gemm,
             "rounds": rounds, "min_seconds": seconds, "seconds_total": round(time.perf_counter() - t0, 1),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
