@@ -82,3 +82,16 @@ def test_small_pngs_keep_their_bytes_and_large_ones_go_through_pillow_with_z_rle
     assert files[1] == buf.getvalue()  # Pillow's encoder with Z_RLE, nothing added
     image, text = read_png(files[0], shape=big.shape[1:])
     assert np.array_equal(image, big[0]) and text == {"model": "m", "note": "ü€"}
+
+
+def test_the_cli_repeats_a_short_label_list_and_the_api_refuses_it_and_both_say_so(tmp_path):
+    out = ganrt_cli("generate", "-n", "5", "--labels", "0,Sneaker", "--out", tmp_path / "r")
+    assert out.returncode == 0, out.stderr
+    lines = (tmp_path / "r" / "manifest.jsonl").read_text().splitlines()[1:]
+    import json
+
+    assert [json.loads(line)["label"] for line in lines] == [0, 7, 0, 7, 0]
+    with pytest.raises(ganrt.LabelError, match="one per image.*--labels repeats"):
+        ganrt.load("fashion-cgan").sample(5, labels=[0, 7])
+    help_text = " ".join(ganrt_cli("generate", "--help").stdout.split())
+    assert "repeated over the images" in help_text and "API repeats nothing" in help_text

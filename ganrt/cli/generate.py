@@ -25,7 +25,9 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_ru
 @click.option("--seed", type=int, default=0, show_default=True, help="Image i depends only on (seed, i, label, truncation).")
 @click.option("--start", type=click.IntRange(min=0), default=0, help="First image index (split a run across machines).")
 @click.option("--label", default=None, help="One class (index or name) for every image.")
-@click.option("--labels", default=None, help="Comma-separated classes, repeated over the images (default: cycle all classes).")
+@click.option("--labels", default=None,
+              help="Comma-separated classes, repeated over the images (default: cycle all classes). The Python API "
+                   "repeats nothing: its labels= list has one label per image, a shorter one is an error.")
 @click.option("--truncation", type=float, default=None, help="Truncation trick: resample latent components beyond +-T.")
 @click.option("--batch-size", type=int, default=None, help="Images per onnxruntime call (default 64).")
 @device_option

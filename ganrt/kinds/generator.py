@@ -168,7 +168,8 @@ class Generator(Model):
             return lambda off, idx: np.full(len(idx), c, dtype=np.int64)
         arr = np.asarray(labels) if isinstance(labels, np.ndarray) else np.asarray(list(labels))
         if arr.ndim != 1 or len(arr) != n:
-            raise LabelError(f"got {arr.size} labels for {n} images; give one label, or one per image")
+            raise LabelError(f"got {arr.size} labels for {n} images; give one label, or one per image "
+                             "(a list is never repeated here; the CLI's --labels repeats its list over the images)")
         if arr.dtype.kind in "iu":  # validate the whole array at once
             bad = (arr < 0) | (arr >= self.num_classes)
             if bad.any():
