@@ -367,3 +367,63 @@ def test_a_grid_inside_the_run_folder_is_refused(cgan, cgan_path, tmp_path):
         err = out.stderr.strip()
         assert out.returncode == 1 and len(err.splitlines()) == 1 and "lies inside --out" in err, err
         assert snapshot(tmp_path / "gr") == before  # image 0 was overwritten by the grid before
+
+
+# --- chaos: real runs killed at random, raced, resumed until done, then diff -r against an uninterrupted run --------
+
+CHAOS_N = 40
+
+
+def chaos_args(model: Path, out: Path, fmt: str, upscaler: Path | None, *more: str) -> list[str]:
+    args = gen_args(model, out, "--format", fmt, "--shard-size", "8", *more, n=CHAOS_N, seed=7)
+    return args + (["--upscale", str(upscaler)] if upscaler is not None else [])
+
+
+def reference_run(cgan, folder: Path, fmt: str, upscaler_path: Path | None, seed: int = 7) -> Path:
+    up = ganrt.load(upscaler_path, kind="upscaler") if upscaler_path is not None else None
+    return ganrt.generate_run(cgan, folder, n=CHAOS_N, seed=seed, fmt=fmt, shard_size=8, batch_size=2, upscaler=up).folder
+
+
+@pytest.mark.parametrize("fmt, upscale", [("png", False), ("npz", False), ("png", True), ("npz", True)])
+def test_chaos_kill_at_random_then_resume_until_done(cgan, cgan_path, sr2_path, tmp_path, fmt, upscale):
+    import random
+
+    rng = random.Random(f"issue-15-{fmt}-{upscale}")  # the kills are random, and the same on every run of the suite
+    upscaler = sr2_path if upscale else None
+    run = tmp_path / "run"
+    kills = 0
+    for attempt in range(4):  # a killed run, then --resume (itself killed at random) until one completes
+        last = attempt == 3
+        args = chaos_args(cgan_path, run, fmt, upscaler, *(["--resume"] if attempt else []))
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if not last and rng.random() < 0.8:
+            try:
+                wait_for_lines(run / JOURNAL, rng.randrange(0, CHAOS_N // 2), proc, timeout=60)
+                time.sleep(rng.random() * 0.05)
+                proc.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM]))
+                kills += 1
+            except AssertionError:
+                pass  # it ended before the moment drawn: as good a state as any
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, -signal.SIGKILL, -signal.SIGTERM), err
+        assert "Traceback" not in err
+        if proc.returncode == 0:
+            break
+    assert proc.returncode == 0 and kills >= 1
+    ref = reference_run(cgan, tmp_path / "ref", fmt, upscaler)
+    diff = subprocess.run(["diff", "-r", str(ref), str(run)], capture_output=True, text=True)
+    assert diff.returncode == 0, diff.stdout[:2000]
+    assert replay(run, upscaler=upscaler).ok
+
+
+def test_chaos_two_runs_race_for_one_folder(cgan, cgan_path, tmp_path):
+    run = tmp_path / "run"
+    procs = {seed: subprocess.Popen(gen_args(cgan_path, run, n=CHAOS_N, seed=seed), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for seed in (1, 2)}
+    results = {seed: (p.wait(timeout=120), p.stderr.read()) for seed, p in procs.items()}
+    winners = [seed for seed, (code, _) in results.items() if code == 0]
+    assert len(winners) == 1, results  # before the folder lock, both ran and mixed their images
+    (loser, (code, err)), = [(s, r) for s, r in results.items() if s not in winners]
+    assert code == 1 and len(err.strip().splitlines()) == 1 and ("another ganrt run" in err or "already holds" in err), err
+    ref = ganrt.generate_run(cgan, tmp_path / "ref", n=CHAOS_N, seed=winners[0], batch_size=2).folder
+    assert subprocess.run(["diff", "-r", str(ref), str(run)], capture_output=True).returncode == 0
