@@ -11,7 +11,7 @@ import sys
 import click
 
 from ganrt import __version__
-from ganrt.cli import evaluate, explore, generate, info, translate, triton, upscale
+from ganrt.cli import evaluate, explore, generate, info, serve, translate, triton, upscale
 from ganrt.core.errors import GanrtError
 
 
@@ -22,7 +22,7 @@ def cli() -> None:
 
 
 # one module per command group, each a few lines over the library API
-for _module in (generate, upscale, translate, info, explore, evaluate, triton):
+for _module in (generate, upscale, translate, info, explore, evaluate, triton, serve):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -47,7 +47,7 @@ def info(model, as_json):
     m = load(model)
     meta = m.info
     if as_json:
-        click.echo(json.dumps({**json.loads(meta.to_json()), "path": str(m.path), "sha256": m.sha256}, indent=2))
+        click.echo(json.dumps(m.settings(), indent=2))
         return
     kind = KINDS[meta.kind]
     rows = [("name", meta.name), ("kind", meta.kind), ("file", str(m.path)), ("sha256", m.sha256), *kind.rows(meta)]

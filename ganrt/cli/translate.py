@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import sys
 
 import click
 
 from ganrt.cli.options import expand_inputs, image_folder_options, image_targets, make_folder
 from ganrt.io.files import atomic_write
-from ganrt.io.images import read_image
+from ganrt.io.images import pil_bytes, read_image
 from ganrt.kinds.registry import load
 
 
@@ -32,9 +31,7 @@ def translate(inputs, model, out, tile, overlap, max_pixels, device, threads, ov
             im = read_image(p, max_pixels=max_pixels)
             fit = tr.fit(im.height, im.width)
             result = tr.translate(im, tile=tile, overlap=overlap)
-            buf = io.BytesIO()
-            result.save(buf, format="PNG")
-            atomic_write(targets[p], buf.getvalue())
+            atomic_write(targets[p], pil_bytes(result))
             if fit.how != "none":
                 fitted.append(f"{p.name}: {fit.describe()}")
     for line in fitted:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import sys
 
 import click
 
 from ganrt.cli.options import expand_inputs, image_folder_options, image_targets, make_folder
 from ganrt.io.files import atomic_write
-from ganrt.io.images import read_image
+from ganrt.io.images import pil_bytes, read_image
 from ganrt.kinds.registry import load
 
 
@@ -29,9 +28,7 @@ def upscale(inputs, model, out, tile, overlap, max_pixels, device, threads, over
         for p in bar:
             im = read_image(p, max_pixels=max_pixels)
             result = up.upscale(im, tile=tile, overlap=overlap)
-            buf = io.BytesIO()
-            result.save(buf, format="PNG")
-            atomic_write(targets[p], buf.getvalue())
+            atomic_write(targets[p], pil_bytes(result))
     click.echo(f"{len(paths)} images upscaled x{up.scale} by {up.name} -> {out}")
 
 

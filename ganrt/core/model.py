@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -102,6 +103,10 @@ class Model:
     def output_type(self) -> str:
         """Element type of the first output as onnxruntime names it, e.g. ``uint8`` or ``float``."""
         return self.session.get_outputs()[0].type.removeprefix("tensor(").removesuffix(")")
+
+    def settings(self) -> dict[str, Any]:
+        """The file's metadata with its path and sha256: what ``ganrt info --json`` prints and ``ganrt serve`` lists."""
+        return {**json.loads(self.info.to_json()), "path": str(self.path), "sha256": self.sha256}
 
     @cached_property
     def sha256(self) -> str:

@@ -47,15 +47,25 @@ def to_pil(image: np.ndarray):
 
 
 
+def pil_bytes(image: Any, fmt: str = "PNG") -> bytes:
+    """A Pillow image's file bytes in ``fmt``: what ``ganrt upscale`` / ``translate`` write, and ``ganrt serve`` sends."""
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def grid_bytes(images: np.ndarray, fmt: str = "PNG", *, nrow: int | None = None) -> bytes:
+    """A grid of (N, H, W, C) images as file bytes (PNG, GIF or JPEG): ``generate --grid`` and ``ganrt serve``."""
+    return pil_bytes(to_pil(make_grid(images, nrow=nrow)), fmt)
+
+
 def save_grid(path: str | os.PathLike, images: np.ndarray, *, nrow: int | None = None) -> None:
     """Write a grid of (N, H, W, C) images as PNG (or GIF/JPEG by the file's extension)."""
     path = Path(path)
     fmt = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"grid file {path} must end in .png, .gif or .jpg")
-    buf = io.BytesIO()
-    to_pil(make_grid(images, nrow=nrow)).save(buf, format=fmt)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, grid_bytes(images, fmt, nrow=nrow))
 
 
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], *, duration_ms: int = 80) -> None:
@@ -121,17 +131,20 @@ def _bomb_message(path: Path, text: str, max_pixels: int) -> str:
 DEFAULT_MAX_PIXELS = 40_000_000  # input pixels: a 4000x3000 photo is 12M; x4 of 40M is 1.9 GB of output
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, load: bool = True):
+def read_image(path: str | os.PathLike | io.BytesIO, *, max_pixels: int = DEFAULT_MAX_PIXELS, load: bool = True,
+               name: str | None = None):
     """Open an image file with Pillow, checked: a readable image, not zero-size, within ``max_pixels``.
 
     Pillow's own decompression-bomb guard stays on. ``load=False`` checks the header only
-    (cheap: validate every input before any output is written).
+    (cheap: validate every input before any output is written). ``path`` may be a ``BytesIO`` (a server's
+    request body, never written to disk), ``name`` then what the messages call it.
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
+    source = path if isinstance(path, io.BytesIO) else Path(path)
+    path = name or source
     try:
-        im = Image.open(path)
+        im = Image.open(source)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:

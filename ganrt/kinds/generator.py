@@ -192,16 +192,26 @@ class Generator(Model):
 
         The same bytes as those images in ``sample``/``iter_batches`` (replay uses this).
         """
+        return self.render(*self.inputs_at(indices, seed=seed, labels=labels, truncation=truncation), batch_size=batch_size)
+
+    def inputs_at(self, indices: Sequence[int] | np.ndarray, *, seed: int = 0, labels: LabelSpec = None,
+                  truncation: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """What ``images_at`` renders: latents (N, nz) float32 and labels (N,) int64 (None: unconditional) of
+        images ``indices`` of a run. A server merges several requests' inputs into one ``render``."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             raise ParameterError("images_at needs at least one index")
         if labels is None and self.info.conditional:
             labels = (idx % self.num_classes).astype(np.int64)  # the default of a run: class i % K by index, not position
         z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
-        return self.render(z, labels, batch_size=batch_size)
+        return z, self.resolve_labels(labels, idx)
 
-    def render(self, z: np.ndarray, labels: LabelSpec = None, *, batch_size: int | None = None) -> np.ndarray:
-        """Images from explicit latents ``z`` (N, nz): (N, H, W, C) uint8. For interpolation and arithmetic."""
+    def render(self, z: np.ndarray, labels: LabelSpec = None, *, batch_size: int | None = None,
+               one_lane: bool = False) -> np.ndarray:
+        """Images from explicit latents ``z`` (N, nz): (N, H, W, C) uint8. For interpolation and arithmetic.
+
+        ``one_lane``: every batch whole on one single-threaded lane session (a caller that runs several
+        renders at once, one per lane, e.g. ``ganrt serve``'s batches); the same images."""
         z = np.ascontiguousarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.nz or len(z) == 0:
             raise ParameterError(f"z must have shape (N>=1, {self.nz}), got {z.shape}")
@@ -209,7 +219,7 @@ class Generator(Model):
         bs = check_count("batch_size", DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         out = np.empty((len(z), *self.image_shape), dtype=np.uint8)
         for i in range(0, len(z), bs):
-            self._run(z[i : i + bs], None if ys is None else ys[i : i + bs], out[i : i + bs])
+            self._run(z[i : i + bs], None if ys is None else ys[i : i + bs], out[i : i + bs], one_lane=one_lane)
         return out
 
     def _run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray | None = None,
@@ -229,7 +239,7 @@ class Generator(Model):
             lanes = self._lanes
             if self._graphs is not None:
                 self._graphs.run(feeds, out)
-            elif one_lane:  # a stream: this batch whole, on one lane (the stream runs several at once)
+            elif one_lane and lanes is not None:  # a stream: this batch whole, on one lane (the stream runs several at once)
                 lanes.run(feeds, out)
             elif lanes is not None and len(z) >= LANE_MIN * lanes.count:
                 lanes.run_split(feeds, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from ganrt.core.errors import GanrtError
 from ganrt.io.files import atomic_write
 from ganrt.io.png import encode_pngs, read_png
 from ganrt.runs.format import Entry, OutputFormat, sha256_hex
+
+
+def run_pngs(images: np.ndarray, provenance: Sequence[tuple[Any, int, int | None]]) -> list[bytes]:
+    """The PNG files of images (B, H, W, C) uint8 as a run writes them: image k is image ``index`` of the run
+    of ``header`` (a ``RunHeader``) with class ``label``, for (header, index, label) = ``provenance[k]``, its
+    provenance in text chunks. ``ganrt generate --format png`` and ``ganrt serve`` both make their PNGs here,
+    so a served image is the run's file byte for byte."""
+    return encode_pngs(images, texts=[header.png_text(i, y) for header, i, y in provenance])
 
 
 class PngFiles(OutputFormat):
@@ -27,7 +36,7 @@ class PngFiles(OutputFormat):
               labels: np.ndarray | None) -> list[Entry]:
         indices = indices.tolist()
         labels = [None] * len(indices) if labels is None else labels.tolist()
-        files = encode_pngs(images, texts=[header.png_text(i, y) for i, y in zip(indices, labels)])
+        files = run_pngs(images, [(header, i, y) for i, y in zip(indices, labels)])
         entries = []
         for i, label, data, image in zip(indices, labels, files, images):
             name = self.file_name(header, i)
