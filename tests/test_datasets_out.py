@@ -328,3 +328,13 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_a_class_folder_that_is_a_symbolic_link_is_refused(cgan, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "Trouser").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ganrt.OutputError, match="symbolic link"):
+        run(cgan, tmp_path / "r", "imagefolder")
+    assert list(outside.iterdir()) == []

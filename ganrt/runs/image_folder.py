@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ganrt.core.errors import GanrtError, LabelError, ParameterError
+from ganrt.core.errors import GanrtError, LabelError, OutputError, ParameterError
 from ganrt.io.files import TMP_FILE, atomic_write
 from ganrt.io.png import encode_pngs, read_png
 from ganrt.runs.format import Entry, OutputFormat, model_classes, sha256_hex
@@ -80,7 +80,10 @@ class ImageFolder(OutputFormat):
             name = self.file_name(header, i, label)
             sub = name.rpartition("/")[0]
             if sub not in made:
-                os.makedirs(os.path.join(folder, sub), exist_ok=True)
+                path = os.path.join(folder, sub)
+                if os.path.islink(path):  # it would put the run's files outside OUT
+                    raise OutputError(f"{path} is a symbolic link; a run's class folders must be folders inside its --out")
+                os.makedirs(path, exist_ok=True)
                 made.add(sub)
             atomic_write(os.path.join(folder, name), data)
             entries.append(Entry(i, label, name, sha256_hex(data), sha256_hex(image)))
