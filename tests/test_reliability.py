@@ -427,3 +427,25 @@ def test_chaos_two_runs_race_for_one_folder(cgan, cgan_path, tmp_path):
     assert code == 1 and len(err.strip().splitlines()) == 1 and ("another ganrt run" in err or "already holds" in err), err
     ref = ganrt.generate_run(cgan, tmp_path / "ref", n=CHAOS_N, seed=winners[0], batch_size=2).folder
     assert subprocess.run(["diff", "-r", str(ref), str(run)], capture_output=True).returncode == 0
+
+
+# --- terminal escape codes from a model file are shown escaped ------------------------------------------------------
+
+HOSTILE_TEXT = "\x1b[2J\x1b]0;pwned\x07evil\u202eenil\x9b31m"
+
+
+def test_info_shows_a_model_s_control_characters_escaped(cgan_path, tmp_path):
+    model = renamed_model(cgan_path, tmp_path / "m.onnx", description=HOSTILE_TEXT, name="x\x1b[31my")
+    out = subprocess.run([GANRT, "info", str(model)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert not any(c in out.stdout for c in "\x1b\x07\u202e\x9b"), repr(out.stdout)
+    assert "\\x1b[2J\\x1b]0;pwned\\x07evil\\u202eenil\\x9b31m" in out.stdout and "x\\x1b[31my" in out.stdout
+    js = subprocess.run([GANRT, "info", str(model), "--json"], capture_output=True, text=True, timeout=120)
+    assert js.returncode == 0 and "\x1b" not in js.stdout and json.loads(js.stdout)["description"] == HOSTILE_TEXT
+
+
+def test_printable_escapes_only_what_a_terminal_would_act_on():
+    from ganrt.core.text import printable
+
+    assert printable("plain é 漢字 ok") == "plain é 漢字 ok"
+    assert printable("a\nb\tc\x00\u200b\U000e0001") == "a\\x0ab\\x09c\\x00\\u200b\\U000e0001"

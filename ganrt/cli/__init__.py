@@ -13,6 +13,7 @@ import click
 from ganrt import __version__
 from ganrt.cli import evaluate, explore, generate, info, serve, translate, triton, upscale
 from ganrt.core.errors import GanrtError
+from ganrt.core.text import printable
 
 
 @click.group()
@@ -41,7 +42,7 @@ def run(group: click.Group) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except GanrtError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)  # a message may quote a file's strings: no escape codes
         sys.exit(1)
 
 

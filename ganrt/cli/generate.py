@@ -11,6 +11,7 @@ import numpy as np
 from ganrt.cli.options import GRID_MAX, check_new_file, device_option, labels_arg, load_generator, threads_option
 from ganrt.core.bundled import DEFAULT_MODEL
 from ganrt.core.errors import OutputError
+from ganrt.core.text import printable
 from ganrt.io.captions import captioned
 from ganrt.io.images import save_grid
 from ganrt.kinds.registry import load
@@ -124,13 +125,13 @@ def replay(manifest, indices, model, upscaler, device, threads):
     from ganrt.runs.replay import replay as replay_run
 
     report = replay_run(manifest, indices=list(indices) or None, model=model, upscaler=upscaler, device=device, threads=threads)
-    click.echo(f"{report.manifest}: model {report.model} (sha256 {report.model_sha256[:12]}...), made on "
+    click.echo(f"{report.manifest}: model {printable(report.model)} (sha256 {report.model_sha256[:12]}...), made on "
                f"{report.recorded_provider}, replayed on {report.provider}")
     shown = 0
     for im in report.images:
         if indices or not im.ok:
             if shown < 20 or indices:
-                click.echo(f"  {im.index:>8}  {im.file}  {'reproduced' if im.reproduced else 'NOT reproduced'}  "
+                click.echo(f"  {im.index:>8}  {printable(im.file)}  {'reproduced' if im.reproduced else 'NOT reproduced'}  "
                            f"file: {im.on_disk}")
             shown += 1
     good = sum(im.reproduced for im in report.images)
@@ -138,7 +139,7 @@ def replay(manifest, indices, model, upscaler, device, threads):
     total = len(report.images)
     click.echo(f"{total} images: {good} reproduced bit-exactly, {match} files on disk match")
     for problem in report.problems:  # the run itself is damaged: replay is a verification (exit 1)
-        click.echo(f"problem: {problem}")
+        click.echo(f"problem: {printable(problem)}")
     if not report.ok:
         if report.provider != report.recorded_provider:
             click.echo(f"note: bit-exact replay is promised on the device kind the run was made on ({report.recorded_provider})",

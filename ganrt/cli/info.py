@@ -11,6 +11,7 @@ from ganrt.cli.options import check_new_file, device_option, threads_option
 from ganrt.core.bundled import DEFAULT_MODEL, available_models, resolve_model
 from ganrt.core.kind import KINDS
 from ganrt.core.plain import describe
+from ganrt.core.text import printable
 from ganrt.io.files import atomic_write
 from ganrt.kinds.registry import load
 
@@ -28,7 +29,7 @@ def doctor(model, threads, as_json):
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
     for line in report.lines():
-        click.echo(line)
+        click.echo(printable(line))
 
 
 @click.command()
@@ -42,7 +43,7 @@ def info(model, as_json):
     """
     plain = describe(resolve_model(model), source=model)
     if not plain.ganrt:
-        click.echo(json.dumps(plain.to_dict(), indent=2) if as_json else "\n".join(plain.lines()))
+        click.echo(json.dumps(plain.to_dict(), indent=2) if as_json else "\n".join(printable(line) for line in plain.lines()))
         return
     m = load(model)
     meta = m.info
@@ -62,7 +63,7 @@ def info(model, as_json):
     if meta.training.get("test_accuracy") is not None:
         rows.append(("test accuracy", f"{meta.training['test_accuracy']:.4f}"))
     for key, value in rows:
-        click.echo(f"{key:>14}  {value}")
+        click.echo(f"{key:>14}  {printable(value)}")  # the file's strings are anyone's: no escape codes
 
 
 @click.command()
@@ -77,7 +78,7 @@ def models():
         default = "  (default)" if name == DEFAULT_MODEL else ""
         shape = KINDS[m.info.kind].shape(m.info)
         classes = f"{m.num_classes:>3} classes" if m.num_classes else ""  # nothing for models without classes
-        click.echo(f"{name:<20} {m.info.kind:<11} {shape:<9} {classes:<11}  {m.info.description}{default}")
+        click.echo(printable(f"{name:<20} {m.info.kind:<11} {shape:<9} {classes:<11}  {m.info.description}{default}"))
 
 
 @click.command()
