@@ -449,3 +449,25 @@ def test_printable_escapes_only_what_a_terminal_would_act_on():
 
     assert printable("plain é 漢字 ok") == "plain é 漢字 ok"
     assert printable("a\nb\tc\x00\u200b\U000e0001") == "a\\x0ab\\x09c\\x00\\u200b\\U000e0001"
+
+
+# --- a symlinked model file: external data is checked where onnxruntime reads it --------------------------------
+
+def test_a_symlinked_model_s_external_data_is_checked_beside_the_link(tmp_path):
+    pytest.importorskip("onnx")
+    import numpy as np
+    from test_hostile import external_model
+
+    from ganrt.core.errors import ModelFormatError
+
+    real = external_model(tmp_path / "real", "w.bin")  # real/m.onnx + real/w.bin: sound
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "m.onnx").symlink_to(real)
+    (tmp_path / "secret.bin").write_bytes(np.full(4, 0.5, np.float32).tobytes())
+    (tmp_path / "link" / "w.bin").symlink_to(tmp_path / "secret.bin")  # what onnxruntime would read through the link
+    with pytest.raises(ModelFormatError, match="points outside the model's folder"):  # ganrt checked real/w.bin before
+        ganrt.load(tmp_path / "link" / "m.onnx")
+    (tmp_path / "link" / "w.bin").unlink()
+    with pytest.raises(ModelFormatError, match="external data file 'w.bin' is missing"):  # as onnxruntime would find it
+        ganrt.load(tmp_path / "link" / "m.onnx")
+    assert ganrt.load(real).sample(1).shape == (1, 2, 2, 1)

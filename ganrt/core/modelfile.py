@@ -3,6 +3,9 @@
 onnxruntime opens the files that a tensor's ``external_data`` ``location`` names, relative to the
 model's folder. A hostile model could name ``../../home/you/.ssh/id_rsa`` or an absolute path; ganrt
 refuses any location that is absolute or resolves (symlinks included) outside the model's folder.
+That folder is where onnxruntime looks: beside the path it is given, which for a symbolic link to a
+model is the link's folder, not the target's (onnxruntime 1.32, measured: with different ``w.bin``
+files beside a link and beside its target, the session read the one beside the link).
 
 The walk reads protobuf wire format directly and descends only where tensors can sit:
 ModelProto.graph (7) and .functions (25) -> GraphProto.node (1), .initializer (5),
@@ -109,7 +112,7 @@ def check_model_file(path: Path, *, source: str) -> None:
             raise ModelFormatError(f"{source} is not a valid ONNX model: malformed protobuf ({exc})") from None
         finally:
             buf.release()
-    folder = path.resolve().parent
+    folder = path.absolute().parent.resolve()  # the folder of the path onnxruntime opens, not of a link's target
     for location in locations:
         target = (folder / location).resolve()
         if os.path.isabs(location) or not target.is_relative_to(folder):
