@@ -101,3 +101,17 @@ def test_generate_then_upscale(cgan_path, sr2_path, tmp_path):
     for args in ([tmp_path / "o"], [tmp_path / "o" / "000002.png", "--model", cgan_path]):
         out = ganrt("replay", *args)
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_memory_budget_option(sr4_path, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(src / "a.png")
+    for budget in ("1", "1024"):  # 1 MB: several tiles on the lanes; 1024: the whole image
+        out = ganrt("upscale", "--model", sr4_path, src / "a.png", "--out", tmp_path / budget, "--memory-budget", budget)
+        assert out.returncode == 0, out.stderr
+    assert (tmp_path / "1" / "a.png").read_bytes() == (tmp_path / "1024" / "a.png").read_bytes()
+    out = ganrt("upscale", "--model", sr4_path, src / "a.png", "--out", tmp_path / "bad", "--memory-budget", "0")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "memory_budget must be a whole number of MB" in lines[0], out.stderr
+    assert not (tmp_path / "bad").exists()

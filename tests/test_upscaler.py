@@ -135,3 +135,41 @@ def test_metrics_known_values():
     b = np.clip(a.astype(int) + 4, 0, 255).astype(np.uint8)  # Y shifts by about 4 * 219/255
     assert psnr_y(a, b, border=2) == pytest.approx(10 * np.log10(255**2 / (4 * 219 / 255) ** 2), abs=0.2)
     assert ssim_y(a, b) < 1.0
+
+
+def _whole_by_hand(up, img):
+    """The whole-image result written out: one session.run of the whole image, rounded to uint8."""
+    x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1.0 / 255.0)
+    (y,) = up.session.run(None, {up.session.get_inputs()[0].name: x})
+    return np.clip(np.rint(y[0] * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (101, 30), (5, 200), (90, 77)])
+@pytest.mark.parametrize("budget", [1, 1024])
+def test_budgeted_tiles_on_lanes_equal_the_whole_image(sr4_path, shape, budget):
+    up = ganrt.load(sr4_path, threads=2)  # two lanes
+    assert up.lanes == 2
+    img = photo(*shape)
+    th, tw = up.tile_for(*shape, memory_budget=budget)
+    if budget == 1:  # 1 MB: tiles of the smallest exact size, several per image
+        assert th * tw < shape[0] * shape[1]
+    np.testing.assert_array_equal(up.upscale(img, memory_budget=budget), _whole_by_hand(up, img))
+    with ganrt.load(sr4_path, threads=2, lanes=1) as one:
+        np.testing.assert_array_equal(one.upscale(img, memory_budget=budget), _whole_by_hand(up, img))
+
+
+def test_plan_tiles_fits_the_budget_and_keeps_lanes_busy():
+    from ganrt.kinds.tiling import plan_tiles
+
+    assert plan_tiles(1024, 1024, overlap=38, max_pixels=2_000_000, lanes=1) == (1024, 1024)  # fits whole
+    assert plan_tiles(1024, 1024, overlap=38, max_pixels=2_000_000, lanes=2) == (1024, 531)  # one tile per lane
+    for h, w, cap, lanes in [(3000, 4000, 700_000, 2), (777, 333, 50_000, 3), (256, 256, 10_000, 2)]:
+        th, tw = plan_tiles(h, w, overlap=20, max_pixels=cap, lanes=lanes)
+        assert th * tw <= cap and th <= h and tw <= w
+    assert plan_tiles(30, 30, overlap=20, max_pixels=1, lanes=2) == (30, 30)  # no smaller exact tile exists
+
+
+@pytest.mark.parametrize("budget", [0, -5, 1.5, "1024", True])
+def test_bad_memory_budget(sr2, budget):
+    with pytest.raises(ParameterError, match="memory_budget must be a whole number of MB"):
+        sr2.upscale(photo(8, 8), memory_budget=budget)

@@ -36,9 +36,34 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 
 def _keys(seed: int, indices: np.ndarray) -> np.ndarray:
-    """One uint64 key per index, (N,), from any Python int seed (negative and huge ones too)."""
-    s = _mix64(np.array([int(seed) & _M64], dtype=np.uint64))
-    return _mix64(s ^ (indices.astype(np.uint64) * _INDEX_SALT))
+    """One uint64 key per index, (N,), from a seed in MIN_SEED..MAX_SEED (negative ones as their two's complement)."""
+    x = indices.astype(np.uint64)
+    x *= _INDEX_SALT
+    x ^= np.uint64(_seed_key(int(seed) & _M64))
+    return _mix64_inplace(x)
+
+
+def _mix64_inplace(x: np.ndarray) -> np.ndarray:
+    """``_mix64(x)`` bit for bit, overwriting ``x`` (uint64) with one temporary: at batch 1 the ufunc calls and
+    their allocations, not the arithmetic, are the cost."""
+    t = np.right_shift(x, np.uint64(30))
+    x ^= t
+    x *= _MUL1
+    np.right_shift(x, np.uint64(27), out=t)
+    x ^= t
+    x *= _MUL2
+    np.right_shift(x, np.uint64(31), out=t)
+    x ^= t
+    return x
+
+
+@functools.lru_cache(maxsize=64)
+def _seed_key(seed: int) -> int:
+    """``_mix64`` of one seed (already taken modulo 2**64), in Python ints: the same bits, no numpy calls."""
+    x = seed
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
 
 
 def _offsets(counters: np.ndarray) -> np.ndarray:
@@ -82,8 +107,22 @@ def _first_offsets(nz: int, base: str) -> np.ndarray:
 def _first_draw(keys: np.ndarray, nz: int, base: str) -> np.ndarray:
     """``_draw(keys, arange(nz), base)``, bit for bit, in one pass over (N, 2 nz) hashes: at batch 1
     the ufunc calls, not the arithmetic, are the cost."""
-    u = _unit(_mix64(keys + _first_offsets(nz, base)))
-    return _shape(u[:, :nz], u[:, nz:], base)
+    h = _mix64_inplace(keys + _first_offsets(nz, base))  # (N, 2 nz) uint64 (uniform: (N, nz))
+    np.right_shift(h, np.uint64(11), out=h)
+    u = h.astype(np.float64)  # _unit's steps, in place on u
+    u += 0.5
+    u *= 1.0 / (1 << 53)
+    if base == "uniform":
+        u *= 2.0
+        u -= 1.0
+        return u
+    r = np.log(u[:, :nz])  # Box-Muller as _shape: sqrt(-2 log u1) * cos(2 pi u2), the same operations in order
+    r *= -2.0
+    np.sqrt(r, out=r)
+    c = (2.0 * np.pi) * u[:, nz:]
+    np.cos(c, out=c)
+    r *= c
+    return r
 
 
 def check_truncation(truncation: float | None) -> float | None:

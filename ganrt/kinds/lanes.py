@@ -9,6 +9,8 @@ An image does not depend on the lane or the part it is made in.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -26,6 +28,7 @@ class Lanes:
         # a split batch: the calling thread runs the first part, count - 1 helpers the others;
         # a stream: one whole batch per helper. Threads start on first use.
         self._pool = ThreadPoolExecutor(count, thread_name_prefix="ganrt-lane")
+        self.route = Route(lambda b: ("threads", "lane", "split") if b >= count else ("threads", "lane"))
 
     def run(self, feeds: dict[str, np.ndarray], out: np.ndarray) -> None:
         """One whole batch on one lane, written into ``out`` (B, H, W, C) uint8."""
@@ -42,6 +45,52 @@ class Lanes:
             for helper in helpers:
                 helper.result()  # waits for every part (and raises the first failure) before out is used
 
+    def run_small(self, feeds: dict[str, np.ndarray], out: np.ndarray, threaded: Any) -> None:
+        """A batch too small to split as a rule: the way ``route`` has measured fastest for its size, on
+        the calls themselves -- ``threads`` (one run of the multi-threaded session ``threaded``), ``lane``
+        (one single-threaded run: no pool to wake and no idle thread spinning against the caller) or
+        ``split`` (count parts at once). The same images whichever way runs."""
+        way = self.route.pick(len(out))
+        t0 = time.perf_counter()
+        if way == "split":
+            self.run_split(feeds, out)
+        elif way == "lane":
+            self.run(feeds, out)
+        else:
+            run_bound(threaded, feeds, self._output, out, source=self._source)
+        self.route.record(len(out), way, time.perf_counter() - t0)
+
+    @property
+    def session(self) -> Any:
+        """The single-threaded session the lanes share (onnxruntime runs concurrent calls of it in parallel)."""
+        return self._session
+
+    def each(self, job: Callable[[Any], None], items: list) -> None:
+        """``job(item)`` for every item, ``count`` at a time (the calling thread and count - 1 helpers take the
+        next item as they finish: an uneven item does not hold the others); the first failure is raised
+        after every job under way has finished."""
+        todo = iter(items)
+        lock = threading.Lock()
+        failed: list[BaseException] = []
+
+        def worker() -> None:
+            while not failed:
+                with lock:
+                    item = next(todo, todo)
+                if item is todo:
+                    return
+                try:
+                    job(item)
+                except BaseException as exc:  # kept and raised by the caller, once every lane has stopped
+                    failed.append(exc)
+
+        helpers = [self._pool.submit(worker) for _ in range(min(self.count, len(items)) - 1)]
+        worker()
+        for helper in helpers:
+            helper.result()
+        if failed:
+            raise failed[0]
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         """``fn(*args)`` on a lane thread (a stream's batch: ``fn`` calls ``run``)."""
         return self._pool.submit(fn, *args)
@@ -50,3 +99,53 @@ class Lanes:
         """Stop the threads (after the calls under way) and drop the session."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._session = None
+
+
+class Route:
+    """Which way a call of batch size b runs fastest, measured on the calls themselves (no probe of its own).
+
+    The first ``TRIALS`` calls of each way at a size are interleaved and timed; afterwards the way with the
+    lowest median runs, and every ``RETRY`` calls at that size each way is timed ``TRIALS`` times again, so a
+    machine whose load changes gets a new choice. Why measured: at batch 1 the multi-threaded session was
+    1.2-1.6x one thread on a quiet 2-core VM, and 0.6-0.8x on the same VM shared with other work (its idle pool
+    thread spins against the caller's Python between calls; benchmarks/NOTES.md). Thread-safe; timings of
+    calls that overlap others count all the same (they are what the caller gets).
+    """
+
+    TRIALS = 3
+    RETRY = 2000
+
+    def __init__(self, ways: Callable[[int], tuple[str, ...]]) -> None:
+        self._ways = ways
+        self._lock = threading.Lock()
+        self._times: dict[int, dict[str, list[float]]] = {}  # batch size -> way -> seconds of its timed calls
+        self._best: dict[int, str] = {}
+        self._since: dict[int, int] = {}  # calls since the choice
+
+    def pick(self, b: int) -> str:
+        with self._lock:
+            best = self._best.get(b)
+            if best is not None:
+                self._since[b] += 1
+                if self._since[b] < self.RETRY:
+                    return best
+                del self._best[b]
+                self._times[b] = {}
+            times = self._times.setdefault(b, {})
+            return min(self._ways(b), key=lambda way: len(times.get(way, ())))  # the least-timed way next
+
+    def record(self, b: int, way: str, seconds: float) -> None:
+        with self._lock:
+            if b in self._best:
+                return
+            times = self._times.setdefault(b, {})
+            times.setdefault(way, []).append(seconds)
+            ways = self._ways(b)
+            if all(len(times.get(w, ())) >= self.TRIALS for w in ways):
+                self._best[b] = min(ways, key=lambda w: float(np.median(times[w])))
+                self._since[b] = 0
+
+    def chosen(self) -> dict[int, str]:
+        """Batch size -> the way chosen so far (``ganrt bench`` and the benchmarks report it)."""
+        with self._lock:
+            return dict(self._best)

@@ -112,6 +112,77 @@ def tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, scale: 
     return out
 
 
+def plan_tiles(h: int, w: int, *, overlap: int, max_pixels: int, lanes: int = 1) -> tuple[int, int]:
+    """(tile height, tile width) in input pixels for an (h, w) image: of the grids whose tiles have at most
+    ``max_pixels`` pixels each (but at least 2 x overlap + 1 per side, so that tiles advance), the one whose
+    busiest lane computes the fewest pixels when ``lanes`` tiles run at once -- few tiles (little overlap
+    recomputed), in a multiple of ``lanes`` (no lane idle at the end). Ties: fewer tiles."""
+    def side(length: int, parts: int) -> int:
+        return min(length, -(-(length + (parts - 1) * overlap) // parts))
+
+    best = None
+    floor = 2 * overlap + 1
+    for ny in range(1, max(1, -(-h // floor)) + 1):
+        th = side(h, ny)
+        if ny > 1 and th < floor:
+            break
+        for nx in range(1, max(1, -(-w // floor)) + 1):
+            tw = side(w, nx)
+            if nx > 1 and tw < floor:
+                break
+            if th * tw > max_pixels and not (th <= floor and tw <= floor):
+                continue
+            cost = (-(-(ny * nx) // lanes) * th * tw, ny * nx)
+            if best is None or cost < best[0]:
+                best = (cost, (th, tw))
+    return best[1] if best is not None else (min(h, floor), min(w, floor))
+
+
+def exact_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, scale: int, channels: int,
+                tile: tuple[int, int], overlap: int, radius: int,
+                each: Callable[[Callable[[Any], None], list], None] | None = None) -> np.ndarray:
+    """(H, W, C_in) uint8 -> (H*scale, W*scale, channels) uint8 through ``run``, tiles cut without blending.
+
+    ``run``: one tile (h, w, C_in) uint8 -> (channels, h*scale, w*scale) float in about [0, 1] (the caller's
+    array: it is rounded in place). Neighbouring tiles overlap by at least ``overlap`` >= 2 x ``radius``; each
+    output pixel is taken from the one tile that owns it (the cut runs through the middle of the overlap),
+    at least ``radius`` input pixels inside that tile, so it is computed from exactly the input a whole-image
+    run sees: the result equals the whole-image result byte for byte. No float band: each tile is rounded
+    into the uint8 output at once. ``each(job, tiles)`` runs ``job(t)`` for every tile, possibly several at
+    once (the lanes); default one after another. Jobs write disjoint parts of the output.
+    """
+    if overlap < 2 * radius:
+        raise ParameterError(f"exact tiles need an overlap of at least 2 x the receptive radius ({2 * radius}), got {overlap}")
+    s = scale
+    h, w = image.shape[:2]
+    th, tw = min(tile[0], h), min(tile[1], w)
+
+    def owned(starts: list[int], size: int, length: int) -> list[tuple[int, int]]:
+        cuts = [0] + [(a + size + b) // 2 for a, b in zip(starts[:-1], starts[1:])] + [length]
+        return list(zip(cuts[:-1], cuts[1:]))
+
+    ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
+    rows, cols = owned(ys, th, h), owned(xs, tw, w)
+    out = np.empty((h * s, w * s, channels), dtype=np.uint8)
+
+    def job(t: tuple[int, int]) -> None:
+        (y, (y0, y1)), (x, (x0, x1)) = (ys[t[0]], rows[t[0]]), (xs[t[1]], cols[t[1]])
+        up = run(image[y : y + th, x : x + tw])  # (channels, th*s, tw*s) float
+        part = up[:, (y0 - y) * s : (y1 - y) * s, (x0 - x) * s : (x1 - x) * s]
+        np.multiply(part, 255.0, out=part)  # as _emit on a single tile (weight 1, norm 1): the same operations
+        np.rint(part, out=part)
+        np.clip(part, 0, 255, out=part)
+        out[y0 * s : y1 * s, x0 * s : x1 * s] = part.transpose(1, 2, 0)
+
+    tiles = [(r, c) for r in range(len(ys)) for c in range(len(xs))]
+    if each is None:
+        for t in tiles:
+            job(t)
+    else:
+        each(job, tiles)
+    return out
+
+
 def _emit(out, band, band_top, stop, norm_y, norm_x) -> None:
     rows = slice(band_top, stop)
     norm = norm_y[rows, None, None] * norm_x[None, :, None]  # (rows, W*s, 1)
