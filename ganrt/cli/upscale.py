@@ -15,19 +15,21 @@ from ganrt.kinds.registry import load
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--model", "-m", default="sr-x4", show_default=True, help="An upscaler: a bundled name or an .onnx file.")
-@image_folder_options(verb="upscaled", tile_help="Tile side in input pixels (default 256): bounds memory.")
-def upscale(inputs, model, out, tile, overlap, max_pixels, device, threads, overwrite, progress):
+@image_folder_options(verb="upscaled", tile_help="Tile side in input pixels (default: from --memory-budget).")
+@click.option("--memory-budget", type=int, default=None, metavar="MB",
+              help="Working memory for the tiles in flight, in MB (default 1024): the fewest tiles that fit.")
+def upscale(inputs, model, memory_budget, out, tile, overlap, max_pixels, device, threads, overwrite, progress):
     """Upscale image files (files, folders and globs) into --out DIR as PNG."""
     up = load(model, device=device, threads=threads, kind="upscaler")
     paths = expand_inputs(inputs)
     targets = image_targets(paths, out, overwrite=overwrite, max_pixels=max_pixels)
-    up.check_options(tile=tile, overlap=overlap)  # bad --tile / --overlap fail before any work
+    up.check_options(tile=tile, overlap=overlap, memory_budget=memory_budget)  # bad options fail before any work
     make_folder(out)
     show = sys.stderr.isatty() if progress is None else progress
     with click.progressbar(paths, label="upscaling", file=sys.stderr, hidden=not show) as bar:
         for p in bar:
             im = read_image(p, max_pixels=max_pixels)
-            result = up.upscale(im, tile=tile, overlap=overlap)
+            result = up.upscale(im, tile=tile, overlap=overlap, memory_budget=memory_budget)
             atomic_write(targets[p], pil_bytes(result))
     click.echo(f"{len(paths)} images upscaled x{up.scale} by {up.name} -> {out}")
 

@@ -243,6 +243,8 @@ class Generator(Model):
                 lanes.run(feeds, out)
             elif lanes is not None and len(z) >= LANE_MIN * lanes.count:
                 lanes.run_split(feeds, out)
+            elif lanes is not None:  # small: threads, one lane or split, whichever its size has measured fastest
+                lanes.run_small(feeds, out, self.session)
             else:
                 run_bound(self.session, feeds, self._output, out, source=self.source)
             return out
