@@ -203,6 +203,13 @@ def export_checkpoint(
     if precision not in EXPORT_PRECISIONS:
         raise ParameterError(f"precision must be one of {', '.join(EXPORT_PRECISIONS)}, got {precision!r}")
     ck = load_checkpoint(checkpoint)
+    if ck.kind == "translator":  # pix2pix: through byom.export_translator (size multiple and radius measured)
+        if precision != "float32":
+            raise ParameterError("a translator is exported in float32; `ganrt-export quantize` makes its int8 / fp16 variants")
+        from .pix2pix import export_translator_checkpoint
+
+        report = export_translator_checkpoint(ck.path, output, name=name, description=description, overwrite=overwrite)
+        return {"max_abs_diff": report["torch_parity_max_abs"], "batch_sizes": list(PARITY_BATCH_SIZES), **report}
     data, report = export_module(model_from_checkpoint(ck), ck, name=name, description=description)
     if precision == "int8":
         from .quantize import quantize_generator

@@ -111,7 +111,10 @@ def test_cli_trains_evaluates_and_refuses_bad_settings(tmp_path):
                          timeout=300)
     assert bad.returncode != 0 and "multiple of 2**num_downs = 64" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad" / "checkpoint.pt").exists()
-    export_translator_checkpoint(tmp_path / "r", tmp_path / "t.onnx", name="t")
+    exported = subprocess.run([str(BIN / "ganrt-export"), "export", str(tmp_path / "r"), str(tmp_path / "t.onnx"), "--name", "t"],
+                              capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0 and "parity max abs diff" in exported.stdout, exported.stderr
+    assert ganrt.load(tmp_path / "t.onnx").info.kind == "translator"
     out = subprocess.run([str(BIN / "ganrt-export"), "translator-eval", str(tmp_path / "t.onnx"), "-n", "20", "--json",
                           str(tmp_path / "r.json"), "--figure", str(tmp_path / "f.png")], capture_output=True, text=True,
                          timeout=300)
