@@ -15,10 +15,17 @@ def test_seeds_give_different_streams_and_large_and_negative_seeds_work():
     a = latent.sample_latents(0, np.arange(4), 8)
     b = latent.sample_latents(1, np.arange(4), 8)
     assert not np.allclose(a, b)
-    for seed in (-1, -(2**70), 2**64 + 5, 2**200):
+    for seed in (-1, -(2**63), 2**63 - 1, np.int64(-5), np.uint64(7)):
         z = latent.sample_latents(seed, np.arange(3), 8)
         assert z.shape == (3, 8) and np.isfinite(z).all()
     assert not np.array_equal(latent.sample_latents(-1, [0], 8), latent.sample_latents(1, [0], 8))
+
+
+def test_seeds_outside_64_bits_are_refused_not_aliased():
+    """The hash takes a seed modulo 2**64: 3 and 2**64 + 3 gave the same latents. Out-of-range seeds are refused."""
+    for seed in (2**63, -(2**63) - 1, 2**64 + 3, -(2**70), 2**200, 1.0, True, "3"):
+        with pytest.raises(ParameterError, match=r"seed must be an integer in -9223372036854775808\.\.9223372036854775807"):
+            latent.sample_latents(seed, [0], 8)
 
 
 @pytest.mark.parametrize("prior", latent.PRIORS)

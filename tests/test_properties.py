@@ -20,7 +20,7 @@ from ganrt.core.errors import GanrtError, LabelError, ModelFormatError, Paramete
 from ganrt.core.schema import ModelInfo
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-seeds = st.integers(min_value=-(2**80), max_value=2**80)
+seeds = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # every 64-bit seed; wider ones are refused (test_latent)
 truncations = st.one_of(st.none(), st.floats(min_value=0.05, max_value=4.0))
 
 

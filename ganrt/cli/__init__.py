@@ -13,6 +13,7 @@ import click
 from ganrt import __version__
 from ganrt.cli import evaluate, explore, generate, info, serve, translate, triton, upscale
 from ganrt.core.errors import GanrtError
+from ganrt.core.run import watch_interrupts
 from ganrt.core.text import printable
 
 
@@ -33,6 +34,7 @@ _INTERRUPTED = "interrupted: every file written so far is complete; the same com
 
 def run(group: click.Group) -> None:
     """Run a click group as a console script: user errors become one line and a non-zero exit."""
+    watch_interrupts()  # Ctrl-C stops an onnxruntime call under way (which Python's own handler cannot)
     try:
         group.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C (SIGINT) into Abort
@@ -43,6 +45,9 @@ def run(group: click.Group) -> None:
         sys.exit(exc.exit_code)
     except GanrtError as exc:
         click.echo(f"error: {printable(exc)}", err=True)  # a message may quote a file's strings: no escape codes
+        sys.exit(1)
+    except MemoryError:  # a last resort: requests that cannot fit are refused before they allocate
+        click.echo("error: out of memory: ask for fewer or smaller images at once (-n, --batch-size, --tile)", err=True)
         sys.exit(1)
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ganrt.cli.options import GRID_MAX, check_new_file, device_option, labels_arg, load_generator, threads_option
+from ganrt.cli.options import (
+    GRID_MAX,
+    check_new_file,
+    device_option,
+    labels_arg,
+    load_generator,
+    threads_option,
+    timeout_option,
+)
 from ganrt.core.bundled import DEFAULT_MODEL
 from ganrt.core.errors import OutputError
 from ganrt.core.text import printable
@@ -33,6 +41,7 @@ from ganrt.runs.writer import DEFAULT_SHARD_SIZE, SWITCH_INTERVAL_S, generate_ru
 @click.option("--batch-size", type=int, default=None, help="Images per onnxruntime call (default 64).")
 @device_option
 @threads_option
+@timeout_option
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for 000000.png, ... (or shards).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="png", show_default=True,
               help="png: a PNG per image; npz, webdataset (.tar), parquet (Hugging Face datasets; extra 'parquet'): shards.")
@@ -120,6 +129,7 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
 @click.option("--device", type=click.Choice(("cpu", "cuda", "tensorrt")), default=None,
               help="Default: the kind of device the run was made on.")
 @threads_option
+@timeout_option
 def replay(manifest, indices, model, upscaler, device, threads):
     """Regenerate a run's images from MANIFEST (or its folder, or one PNG's text chunks) and check them bit for bit."""
     from ganrt.runs.replay import replay as replay_run

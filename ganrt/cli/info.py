@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ganrt.cli.options import check_new_file, device_option, threads_option
+from ganrt.cli.options import check_new_file, device_option, threads_option, timeout_option
 from ganrt.core.bundled import DEFAULT_MODEL, available_models, resolve_model
 from ganrt.core.kind import KINDS
 from ganrt.core.plain import describe
@@ -19,6 +19,7 @@ from ganrt.kinds.registry import load
 @click.command()
 @click.option("--model", "-m", default=None, help="Model used to check each provider (default: the bundled default).")
 @threads_option
+@timeout_option
 @click.option("--json", "as_json", is_flag=True)
 def doctor(model, threads, as_json):
     """What this machine offers ganrt: onnxruntime build, providers (each run on a tiny model), CPU, threads."""

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ganrt.core.errors import ImageError, OutputError
+from ganrt.core.run import set_default_timeout
 from ganrt.core.session import DEVICES
 from ganrt.io.images import DEFAULT_MAX_PIXELS, read_image
-from ganrt.kinds.generator import Generator
+from ganrt.kinds.generator import Generator, LabelCycle
 from ganrt.kinds.registry import load
 
 GRID_MAX = 256  # --grid shows at most the first 256 images (16 x 16)
@@ -21,6 +21,10 @@ device_option = click.option("--device", type=click.Choice(DEVICES), default="cp
                               help="cuda never falls back to the CPU silently; auto picks CUDA when it works.")
 threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="onnxruntime threads (default: one per core).")
+timeout_option = click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=1e8), default=None,
+                              expose_value=False, callback=lambda ctx, param, value: set_default_timeout(value),
+                              help="Stop an onnxruntime call that runs longer than this many seconds (a model that "
+                                   "never ends); Ctrl-C stops one at once.")
 
 
 def load_generator(model: str, device: str, threads: int | None, *, spin: bool = True) -> Generator:
@@ -36,8 +40,7 @@ def labels_arg(gen: Generator, label: str | None, labels: str | None, n: int):
         values = [v.strip() for v in labels.split(",") if v.strip()]
         if not values:
             raise click.UsageError("--labels needs a comma-separated list such as 0,3,Sneaker")
-        classes = np.array([gen.label_index(v) for v in values], dtype=np.int64)
-        return np.resize(classes, n)  # the list repeats over the n images
+        return LabelCycle(tuple(gen.label_index(v) for v in values))  # repeats over the n images, made per batch
     return None
 
 
@@ -112,6 +115,7 @@ def image_folder_options(*, verb: str, tile_help: str):
                      help="Refuse larger inputs."),
         device_option,
         threads_option,
+        timeout_option,
         click.option("--overwrite", is_flag=True, help="Replace existing output files."),
         click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."),
     ]

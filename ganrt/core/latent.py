@@ -17,6 +17,12 @@ import numpy as np
 from ganrt.core.errors import ParameterError
 
 PRIORS = ("normal", "sphere", "uniform")
+# A seed is a signed 64-bit integer: the hash takes it modulo 2**64, so this range is the one where every
+# seed gives its own images (a wider one would alias: seed 3 and 2**64 + 3 were the same run).
+MIN_SEED, MAX_SEED = -(1 << 63), (1 << 63) - 1
+# Image indices are int64 (the hash multiplies them as uint64): 0 .. 2**63 - 1; a run start .. start+n-1
+# must end there, so start + n is at most INDEX_LIMIT.
+INDEX_LIMIT = 1 << 63
 
 _M64 = (1 << 64) - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -125,6 +131,38 @@ def _first_draw(keys: np.ndarray, nz: int, base: str) -> np.ndarray:
     return r
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` as an int; ``ParameterError`` unless it is an integer in MIN_SEED..MAX_SEED (no aliasing)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not MIN_SEED <= seed <= MAX_SEED:
+        raise ParameterError(f"seed must be an integer in {MIN_SEED}..{MAX_SEED} (-2**63..2**63-1: 64 bits, "
+                             f"each seed its own images), got {seed!r}")
+    return int(seed)
+
+
+def check_span(start: int, n: int) -> None:
+    """A run of images start .. start+n-1 must end at or before the last index, INDEX_LIMIT - 1."""
+    if start + n > INDEX_LIMIT:
+        raise ParameterError(f"images {start}..{start + n - 1} run past the last image index {INDEX_LIMIT - 1} "
+                             f"(2**63-1): start + n must be at most 2**63, so start at most {INDEX_LIMIT - n} for n = {n}")
+
+
+def index_range(start: int, stop: int) -> np.ndarray:
+    """Indices start .. stop-1 as int64 (np.arange without a dtype turns to float64 near 2**63)."""
+    return np.arange(start, stop, dtype=np.int64)
+
+
+def as_indices(indices: np.ndarray | Sequence[int]) -> np.ndarray:
+    """Image indices (N,) int64, each in 0..INDEX_LIMIT-1; ``ParameterError`` for anything else."""
+    try:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    except (OverflowError, TypeError, ValueError):
+        raise ParameterError(f"image indices must be integers in 0..{INDEX_LIMIT - 1} (2**63-1), "
+                             f"got {str(list(indices) if not isinstance(indices, np.ndarray) else indices)[:80]}") from None
+    if idx.size and idx.min() < 0:
+        raise ParameterError(f"image indices must be >= 0, got {int(idx.min())}")
+    return idx
+
+
 def check_truncation(truncation: float | None) -> float | None:
     if truncation is None:
         return None
@@ -151,9 +189,8 @@ def sample_latents(
     if prior not in PRIORS:
         raise ParameterError(f"unknown latent prior {prior!r}; expected one of {', '.join(PRIORS)}")
     t = check_truncation(truncation)
-    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if idx.size and idx.min() < 0:
-        raise ParameterError("image indices must be >= 0")
+    seed = check_seed(seed)
+    idx = as_indices(indices)
     base = "uniform" if prior == "uniform" else "normal"
     keys = _keys(seed, idx)[:, None]  # (N, 1)
     z = _first_draw(keys, nz, base)  # (N, nz) float64

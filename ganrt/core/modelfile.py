@@ -104,7 +104,11 @@ def check_model_file(path: Path, *, source: str) -> None:
         raise ModelFormatError(f"{source}: {path} is not a file")
     if path.stat().st_size == 0:
         raise ModelFormatError(f"{source}: {path} is empty, not an ONNX model")
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+    try:
+        f = open(path, "rb")
+    except OSError as exc:  # EACCES, a file removed meanwhile, ...
+        raise ModelFormatError(f"{source}: cannot read {path}: {exc.strerror or exc}") from None
+    with f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         buf = memoryview(mm)
         try:
             locations = external_locations(buf)
@@ -114,6 +118,8 @@ def check_model_file(path: Path, *, source: str) -> None:
             buf.release()
     folder = path.absolute().parent.resolve()  # the folder of the path onnxruntime opens, not of a link's target
     for location in locations:
+        if "\0" in location:  # no file name holds one (the OS refuses it); Path.resolve raised ValueError
+            raise ModelFormatError(f"{source}: external data location {location!r} holds a NUL byte; it cannot name a file")
         target = (folder / location).resolve()
         if os.path.isabs(location) or not target.is_relative_to(folder):
             raise ModelFormatError(

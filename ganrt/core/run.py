@@ -1,14 +1,24 @@
 """Running a session: onnxruntime's failures as one typed line (``InferenceError``), plain runs and IO-bound
-runs that write straight into a caller's numpy array."""
+runs that write straight into a caller's numpy array, each stoppable while it runs.
+
+Every call gets its own ``RunOptions``, listed while it runs: Ctrl-C (SIGINT, through ``watch_interrupts``)
+and a session's per-call time limit (``limit_calls``: ``load(timeout=...)``, ``--timeout``) set its
+``terminate`` flag, which onnxruntime checks between nodes, Loop iterations included. A model that never
+ends (a Loop of 2**62 iterations) is stopped there; Python's own handler cannot run while onnxruntime holds
+the main thread.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ganrt.core.errors import InferenceError
+from ganrt.core.errors import InferenceError, ParameterError
 
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (This is an invalid model\. )?")
 _SOURCE_LOCATION = re.compile(r"^/\S+:\d+ .*?\) ")  # "/onnxruntime_src/...h:46 void f(...) " before the message
@@ -31,6 +41,106 @@ def ort_reason(exc: BaseException) -> str:
     return first[:200]
 
 
+_TIMEOUT = "_ganrt_timeout_s"  # a session's per-call time limit (an attribute of the session: set by limit_calls)
+_calls: dict[Any, str] = {}  # RunOptions of the calls under way, in every thread -> "" or why they were stopped
+_calls_lock = threading.Lock()
+_stopping: list[str] = []  # once interrupted (in a CLI process), calls that start are stopped at once
+
+
+_default_timeout: list[float | None] = [None]  # the CLI's --timeout: sessions without a limit of their own
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 1e9):
+        raise ParameterError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    return None if timeout is None else float(timeout)
+
+
+def set_default_timeout(timeout: float | None) -> None:
+    """The time limit of every call of a session that has none of its own (``ganrt ... --timeout S``)."""
+    _default_timeout[0] = check_timeout(timeout)
+
+
+def limit_calls(session: Any, timeout: float | None) -> Any:
+    """Stop every call of ``session`` that runs longer than ``timeout`` seconds (None: no limit); returns it."""
+    if check_timeout(timeout) is not None:
+        setattr(session, _TIMEOUT, float(timeout))
+    return session
+
+
+def _stop(options: Any, why: str) -> None:
+    with _calls_lock:
+        if options in _calls and not _calls[options]:
+            _calls[options] = why
+            options.terminate = True
+
+
+def stop_all(why: str) -> None:
+    """Stop every onnxruntime call under way (and, from now on, every call that starts)."""
+    with _calls_lock:
+        if not _stopping:
+            _stopping.append(why)
+        for options in [o for o, stopped in _calls.items() if not stopped]:
+            _calls[options] = why
+            options.terminate = True
+
+
+def watch_interrupts() -> None:
+    """Make Ctrl-C (SIGINT) stop onnxruntime calls under way, in any thread. Call from the main thread of a
+    process that ends on KeyboardInterrupt (the CLI): the signal is written to a pipe that a watcher thread
+    reads while onnxruntime holds the main thread; Python's KeyboardInterrupt follows when the call returns."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while data := os.read(read_fd, 64):
+            if signal.SIGINT in data:
+                stop_all("interrupted")
+
+    threading.Thread(target=watch, name="ganrt-interrupts", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _call(session: Any, source: str, options: Any = None) -> Iterator[Any]:
+    """The ``RunOptions`` of one call: listed (stop_all) and timed (limit_calls) while it runs; onnxruntime's
+    failures as one typed line, a stopped call as ``InferenceError`` (time limit) or ``KeyboardInterrupt``."""
+    if options is None:
+        from ganrt.core.session import onnxruntime
+
+        options = onnxruntime().RunOptions()
+        options.log_severity_level = 4  # fatal only: a stopped call is reported once, by the exception, not logged too
+    timeout = getattr(session, _TIMEOUT, None) or _default_timeout[0]
+    timer = None
+    with _calls_lock:
+        _calls[options] = _stopping[0] if _stopping else ""
+        if _stopping:
+            options.terminate = True
+    if timeout is not None:
+        timer = threading.Timer(timeout, _stop, (options, f"stopped after {timeout:g} s"))
+        timer.daemon = True
+        timer.start()
+    try:
+        yield options
+    except Exception as exc:  # onnxruntime's pybind exception types are not importable by a stable name
+        why = _calls.get(options, "")
+        if why == "interrupted":
+            raise KeyboardInterrupt from None
+        if why:
+            raise InferenceError(f"{source}: {why}, the time limit of one onnxruntime call (timeout; the model "
+                                 "may never end: a Loop without a bound)") from None
+        raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+        with _calls_lock:
+            _calls.pop(options, None)
+            if options.terminate:
+                options.terminate = False  # a caller's own RunOptions (CUDA graph slots) is reused
+
+
 @contextlib.contextmanager
 def run_errors(source: str) -> Iterator[None]:
     """onnxruntime's failures while running (out of memory, shape errors inside the graph) as one typed line."""
@@ -40,10 +150,11 @@ def run_errors(source: str) -> Iterator[None]:
         raise InferenceError(f"{source}: onnxruntime failed to run the model: {ort_reason(exc)}") from None
 
 
-def run_session(session: Any, outputs: list[str], feeds: dict[str, Any], *, source: str, options: Any = None) -> list[Any]:
-    """``session.run`` (with onnxruntime ``RunOptions``), errors as one typed line."""
-    with run_errors(source):
-        return session.run(outputs, feeds, options)
+def run_session(session: Any, outputs: list[str] | None, feeds: dict[str, Any], *, source: str,
+                options: Any = None) -> list[Any]:
+    """``session.run`` (with onnxruntime ``RunOptions``), errors as one typed line, stoppable (``_call``)."""
+    with _call(session, source, options) as run_options:
+        return session.run(outputs, feeds, run_options)
 
 
 def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, source: str) -> None:
@@ -53,11 +164,11 @@ def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, sou
 
     if not out.flags.c_contiguous:
         raise ValueError("run_bound needs a C-contiguous output array")
-    with run_errors(source):
+    with _call(session, source) as run_options:
         binding = session.io_binding()  # one per call: a binding holds per-call state, the session does not
         for name, value in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
         binding.bind_output(output, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
-        session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding, run_options)
 
 

@@ -18,6 +18,9 @@ METADATA_KEY = "ganrt"
 SCHEMA_VERSION = 1
 PRECISIONS = ("float32", "float16", "bfloat16", "int8")
 MAX_METADATA_BYTES = 1 << 20  # 1 MiB: settings, not payloads
+# JSON nested deeper than this is refused (ganrt's own files nest 4 deep): `info --json` and `export-triton`
+# re-encode the metadata, and Python's encoder recurses (a RecursionError from 500 levels on)
+MAX_METADATA_DEPTH = 32
 MAX_IMAGE_SIDE = 16384  # larger declared sizes are refused: a bogus file must not make ganrt allocate terabytes
 MAX_CLASSES = 100_000
 MAX_NZ = 1 << 20
@@ -93,8 +96,10 @@ class ModelInfo:
             raise bad(f"not JSON ({str(exc)[:100]})") from None
         if not isinstance(raw, dict):
             raise bad("expected a JSON object")
+        if _depth(raw) > MAX_METADATA_DEPTH:
+            raise bad(f"nested deeper than {MAX_METADATA_DEPTH} levels")
         version = raw.get("schema_version")
-        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        if not _is_int(version) or not 1 <= version <= SCHEMA_VERSION:
             raise bad(f"schema_version {version!r} is not supported (this ganrt reads 1..{SCHEMA_VERSION})")
         known = set(cls.__dataclass_fields__)
         raw = {k: v for k, v in raw.items() if k in known}  # newer optional fields are ignored
@@ -103,23 +108,23 @@ class ModelInfo:
                 kind=_str(raw, "kind"),
                 name=_str(raw, "name"),
                 image_shape=tuple(_ints(raw, "image_shape", 3)),
-                value_range=tuple(float(v) for v in raw.get("value_range", (-1.0, 1.0))),
-                nz=int(raw.get("nz", 0)),
-                prior=str(raw.get("prior", "normal")),
-                num_classes=int(raw.get("num_classes", 0)),
-                class_names=tuple(str(c) for c in raw.get("class_names", ())),
-                scale=int(raw.get("scale", 0)),
-                receptive_radius=int(raw.get("receptive_radius", 0)),
-                flops=float(raw.get("flops", 0.0)),
-                out_channels=int(raw.get("out_channels", 0)),
-                color_order=str(raw.get("color_order", "rgb")),
+                value_range=tuple(_number(raw, "value_range", v) for v in _list(raw, "value_range", (-1.0, 1.0))),
+                nz=_int_field(raw, "nz"),
+                prior=_text(raw, "prior", "normal"),
+                num_classes=_int_field(raw, "num_classes"),
+                class_names=tuple(_text(raw, "class_names", c, value=True) for c in _list(raw, "class_names", ())),
+                scale=_int_field(raw, "scale"),
+                receptive_radius=_int_field(raw, "receptive_radius"),
+                flops=_number(raw, "flops", raw.get("flops", 0.0)),
+                out_channels=_int_field(raw, "out_channels"),
+                color_order=_text(raw, "color_order", "rgb"),
                 whole_image=_bool(raw, "whole_image"),
-                size_multiple=int(raw.get("size_multiple", 0)),
-                precision=str(raw.get("precision", "float32")),
-                description=str(raw.get("description", "")),
-                training_data=str(raw.get("training_data", "")),
-                ganrt_version=str(raw.get("ganrt_version", "")),
-                training=dict(raw.get("training", {})),
+                size_multiple=_int_field(raw, "size_multiple"),
+                precision=_text(raw, "precision", "float32"),
+                description=_text(raw, "description", ""),
+                training_data=_text(raw, "training_data", ""),
+                ganrt_version=_text(raw, "ganrt_version", ""),
+                training=_dict(raw, "training"),
                 schema_version=version,
             )
         except KeyError as exc:
@@ -170,6 +175,58 @@ def _bool(raw: dict, key: str) -> bool:
 
 def _ints(raw: dict, key: str, length: int) -> list[int]:
     value = raw[key]
-    if not isinstance(value, (list, tuple)) or len(value) != length:
-        raise ValueError(f"{key} must be a list of {length} integers")
-    return [int(v) for v in value]
+    if not isinstance(value, (list, tuple)) or len(value) != length or not all(_is_int(v) for v in value):
+        raise ValueError(f"{key} must be a list of {length} integers, got {str(value)[:60]}")
+    return list(value)
+
+
+# Types are checked exactly: "4" and 4.7 are not an integer, true is not a number (bool is an int in Python).
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_field(raw: dict, key: str) -> int:
+    value = raw.get(key, 0)
+    if not _is_int(value):
+        raise ValueError(f"{key} must be an integer, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _number(raw: dict, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must hold numbers, got {json.dumps(value)[:40]}")
+    return float(value)
+
+
+def _text(raw: dict, key: str, default: Any, *, value: bool = False) -> str:
+    text = default if value else raw.get(key, default)
+    if not isinstance(text, str):
+        raise ValueError(f"{key} must hold text, got {json.dumps(text)[:40]}")
+    return text
+
+
+def _list(raw: dict, key: str, default: Any) -> list | tuple:
+    value = raw.get(key, default)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{key} must be a list, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _dict(raw: dict, key: str) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a JSON object, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply a JSON value nests (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            if level <= MAX_METADATA_DEPTH:
+                stack.extend((child, level + 1) for child in children)
+    return deepest

@@ -12,6 +12,7 @@ import numpy as np
 
 from ganrt.core import latent
 from ganrt.core.errors import ModelKindError, ParameterError
+from ganrt.core.memory import check_fits
 from ganrt.io.images import make_grid
 from ganrt.kinds.generator import Generator, check_count
 
@@ -61,6 +62,7 @@ def class_tour(gen: Generator, classes: Sequence[int | str], steps: int, *, inde
     """A loop through several classes (last back to first) for one latent: frames (H, W, C), for a GIF."""
     if len(classes) < 2:
         raise ParameterError("a class tour needs at least two classes")
+    gen.check_batch(len(classes) * check_count("steps", steps, minimum=2), "a class tour")
     frames: list[np.ndarray] = []
     for a, b in zip(classes, list(classes[1:]) + [classes[0]]):
         frames += list(class_interpolation(gen, a, b, steps + 1, index=index, seed=seed, truncation=truncation)[:-1])
@@ -77,6 +79,7 @@ def latent_walk(gen: Generator, keyframes: Sequence[int], steps: int, *, seed: i
     keys = [check_count("keyframe", k, minimum=0) for k in keyframes]
     if len(keys) < 2:
         raise ParameterError("a latent walk needs at least two keyframes")
+    gen.check_batch(len(keys) * steps, "a walk")  # every frame is held: the GIF is written whole
     z = np.concatenate([gen.latents(1, seed=seed, start=k, truncation=truncation) for k in keys])  # (K, nz)
     legs = [latent.interpolate(z[i], z[(i + 1) % len(z)], steps + 1, method=method)[:-1] for i in range(len(z))]
     path = latent.project(np.concatenate(legs), gen.prior)
@@ -90,10 +93,14 @@ def arithmetic_grid(gen: Generator, a: Sequence[int], b: Sequence[int], c: Seque
     result row: mean(a) - mean(b) + mean(c), then ``variations`` results with uniform noise +-jitter
     added (the paper's 0.25). Returns the grid as one (H', W', C) uint8 image."""
     variations = check_count("variations", variations, minimum=0)
-    groups = [np.asarray(list(g), np.int64) for g in (a, b, c)]
-    if any(g.size == 0 or g.min() < 0 for g in groups):
+    seed = latent.check_seed(seed)
+    groups = [latent.as_indices(list(g)) for g in (a, b, c)]
+    if any(g.size == 0 for g in groups):
         raise ParameterError("each group needs at least one image index >= 0")
     width = max(max(len(g) for g in groups) + 1, variations + 1)
+    h, w, ch = gen.image_shape
+    check_fits(gen.batch_bytes(4 * width) + 4 * (h + 2) * width * (w + 2) * ch, f"an arithmetic grid {width:,} images wide",
+               hint="use fewer --variations")
     y = label if label is not None else (0 if gen.info.conditional else None)
     blank = np.full((1, *gen.image_shape), 255, np.uint8)
     rows, means = [], []
@@ -103,7 +110,7 @@ def arithmetic_grid(gen: Generator, a: Sequence[int], b: Sequence[int], c: Seque
         shown = gen.render(np.concatenate([z, latent.project(means[-1][None], gen.prior)]), y)  # images, then the mean's
         rows.append(np.concatenate([shown[:-1], np.repeat(blank, width - len(shown), 0), shown[-1:]]))
     result = latent.arithmetic(*means, prior="normal")  # (nz,), projected below
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed % (1 << 64))  # numpy takes seeds >= 0; this keeps -2**63..2**63-1 distinct
     zs = np.concatenate([result[None], result + rng.uniform(-jitter, jitter, (variations, gen.nz))])
     out = gen.render(latent.project(zs.astype(np.float32), gen.prior), y)
     rows.append(np.concatenate([np.repeat(blank, width - len(out), 0), out[1:], out[:1]]))

@@ -143,6 +143,9 @@ def read_image(path: str | os.PathLike | io.BytesIO, *, max_pixels: int = DEFAUL
 
     source = path if isinstance(path, io.BytesIO) else Path(path)
     path = name or source
+    if isinstance(source, Path) and source.exists() and not source.is_dir() and not source.is_file():
+        # a FIFO, a device or a socket: opening one waits for a writer that may never come
+        raise ImageError(f"{path} is not a regular file (a FIFO, device or socket); give image files")
     try:
         im = Image.open(source)
     except FileNotFoundError:

@@ -21,6 +21,7 @@ from ganrt.core import latent
 from ganrt.core.errors import InferenceError, LabelError, ModelFormatError, ParameterError
 from ganrt.core.graphs import GraphRunner
 from ganrt.core.kind import Kind, register
+from ganrt.core.memory import check_fits
 from ganrt.core.model import Model
 from ganrt.core.run import run_bound, run_session
 from ganrt.core.schema import MAX_NZ, ModelInfo, fixed_image_shape
@@ -44,7 +45,9 @@ TUNE_MIN_BATCHES = 64
 # lane is split over the lanes: 1.09-1.42x at batch 64/256 (benchmarks/NOTES.md).
 LANE_MIN = 8
 
-LabelSpec = int | str | Sequence[int | str] | np.ndarray | None
+# bytes per image of one batch beyond its uint8 pixels: the latent hash's uint64/float64 temporaries
+# (about 8 arrays of (N, 2 nz) x 8 bytes) and a float output (N, C, H, W) x 4 -- what a batch size must fit
+_HASH_BYTES_PER_COMPONENT = 128
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,24 @@ class Batch:
 
     @property
     def indices(self) -> np.ndarray:
-        return np.arange(self.start, self.start + len(self.images))
+        return latent.index_range(self.start, self.start + len(self.images))
+
+
+@dataclass(frozen=True)
+class LabelCycle:
+    """Labels repeated over a run: the image at position p of the run (p = index - start) gets
+    ``classes[(phase + p) % len(classes)]`` (``ganrt generate --labels 0,3,Sneaker``). Computed per batch,
+    so a run of any n holds only its batch's labels; a run header records the cycle itself."""
+
+    classes: tuple[int | str, ...]
+    phase: int = 0
+
+    def shifted(self, offset: int) -> LabelCycle:
+        """The same labels for the part of the run that starts ``offset`` images later."""
+        return LabelCycle(self.classes, (self.phase + offset) % max(len(self.classes), 1))
+
+
+LabelSpec = int | str | Sequence[int | str] | np.ndarray | LabelCycle | None
 
 
 def check_count(name: str, value: int, *, minimum: int = 1) -> int:
@@ -166,6 +186,11 @@ class Generator(Model):
         if isinstance(labels, (str, int, np.integer)):
             c = self.label_index(labels)
             return lambda off, idx: np.full(len(idx), c, dtype=np.int64)
+        if isinstance(labels, LabelCycle):
+            cycle = np.array([self.label_index(v) for v in labels.classes], dtype=np.int64)
+            if cycle.size == 0:
+                raise LabelError("a label cycle needs at least one class")
+            return lambda off, idx: cycle[(labels.phase + off + np.arange(len(idx))) % cycle.size]
         arr = np.asarray(labels) if isinstance(labels, np.ndarray) else np.asarray(list(labels))
         if arr.ndim != 1 or len(arr) != n:
             raise LabelError(f"got {arr.size} labels for {n} images; give one label, or one per image "
@@ -184,7 +209,19 @@ class Generator(Model):
         """Latents of images start .. start+n-1: (n, nz) float32."""
         n = check_count("n", n)
         start = check_count("start", start, minimum=0)
-        return latent.sample_latents(seed, np.arange(start, start + n), self.nz, prior=self.prior, truncation=truncation)
+        latent.check_span(start, n)
+        self.check_batch(n)
+        return latent.sample_latents(seed, latent.index_range(start, start + n), self.nz, prior=self.prior, truncation=truncation)
+
+    def batch_bytes(self, n: int) -> int:
+        """Memory of a batch of n images while it is made: latents and their hash, a float output, the pixels."""
+        h, w, c = self.image_shape
+        return n * (self.nz * _HASH_BYTES_PER_COMPONENT + h * w * c * (1 if self._uint8 else 5))
+
+    def check_batch(self, n: int, what: str = "a batch") -> None:
+        """``ParameterError`` before anything is allocated when a batch of n images cannot fit in memory."""
+        check_fits(self.batch_bytes(n), f"{what} of {n:,} images",
+                   hint="use a smaller batch size (images do not depend on it)")
 
     def images_at(self, indices: Sequence[int] | np.ndarray, *, seed: int = 0, labels: LabelSpec = None,
                   truncation: float | None = None, batch_size: int | None = None) -> np.ndarray:
@@ -198,7 +235,7 @@ class Generator(Model):
                   truncation: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """What ``images_at`` renders: latents (N, nz) float32 and labels (N,) int64 (None: unconditional) of
         images ``indices`` of a run. A server merges several requests' inputs into one ``render``."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        idx = latent.as_indices(indices)
         if idx.size == 0:
             raise ParameterError("images_at needs at least one index")
         if labels is None and self.info.conditional:
@@ -275,18 +312,24 @@ class Generator(Model):
         All arguments are checked before the first batch is made, so a bad one fails at once.
         ``labels`` may be one label for all, one per image (length n), or None (cycle classes).
         """
-        return self._stream(seed, truncation, *self._checked(n, labels, batch_size, start, truncation))
+        return self._stream(seed, truncation, *self._checked(n, labels, batch_size, start, truncation, seed))
 
-    def _checked(self, n, labels, batch_size, start, truncation) -> tuple:
-        """(n, label source, batch size, start) of a run, every argument checked."""
+    def _checked(self, n, labels, batch_size, start, truncation, seed=0) -> tuple:
+        """(n, label source, batch size, start) of a run, every argument checked (cheap checks first:
+        the batch size is tuned only for a request that is otherwise valid)."""
         n = check_count("n", n)
         start = check_count("start", start, minimum=0)
+        latent.check_seed(seed)
+        latent.check_span(start, n)
+        latent.check_truncation(truncation)
+        label_source = self._label_source(labels, n)
+        if batch_size is not None:
+            self.check_batch(min(check_count("batch_size", batch_size), n))
         if batch_size is None:
             batch_size = (min(self.tuned_batch_size, max(DEFAULT_BATCH_SIZE, n // TUNE_MIN_BATCHES))
                           if n >= TUNE_MIN_N else DEFAULT_BATCH_SIZE)
         bs = check_count("batch_size", batch_size)
-        latent.check_truncation(truncation)
-        return n, self._label_source(labels, n), bs, start
+        return n, label_source, bs, start
 
     @cached_property
     def tuned_batch_size(self) -> int:
@@ -313,7 +356,7 @@ class Generator(Model):
         piped = lanes is not None and n > bs
 
         def make(off: int) -> Batch:
-            idx = np.arange(start + off, start + min(off + bs, n))
+            idx = latent.index_range(start + off, start + min(off + bs, n))
             z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
             ys = label_source(off, idx)
             images = self._run(z, ys, None if out is None else out[off : off + len(idx)], one_lane=piped)
@@ -344,8 +387,12 @@ class Generator(Model):
         batch_size: int | None = None,
         start: int = 0,
     ) -> np.ndarray:
-        """``n`` images as (n, H, W, C) uint8; see ``iter_batches`` for the arguments."""
-        run = self._checked(n, labels, batch_size, start, truncation)
+        """``n`` images as (n, H, W, C) uint8; see ``iter_batches`` for the arguments. The whole result is one
+        array: n that cannot fit in memory is a ``ParameterError`` at once (``iter_batches`` streams any n)."""
+        n = check_count("n", n)
+        check_fits(n * int(np.prod(self.image_shape)), f"sample({n:,}) of {'x'.join(map(str, self.image_shape))} images",
+                   hint="stream them with iter_batches or generate_run (memory bounded by the batch)")
+        run = self._checked(n, labels, batch_size, start, truncation, seed)
         out = np.empty((run[0], *self.image_shape), dtype=np.uint8)
         for _ in self._stream(seed, truncation, *run, out=out):  # each batch is made in place in out
             pass
@@ -363,6 +410,7 @@ class Generator(Model):
         truncation: float | None = None,
     ) -> np.ndarray:
         """Images along the path between the latents of image ``a`` and image ``b``: (steps, H, W, C)."""
+        self.check_batch(check_count("steps", steps, minimum=2), "an interpolation")
         za = self.latents(1, seed=seed, start=a, truncation=truncation)[0]
         zb = self.latents(1, seed=seed, start=b, truncation=truncation)[0]
         z = latent.project(latent.interpolate(za, zb, steps, method=method), self.prior)
@@ -384,8 +432,8 @@ class Generator(Model):
         """
         groups = []
         for group in (a, b, c):
-            idx = np.asarray(list(group), dtype=np.int64)
-            if idx.size == 0 or idx.min() < 0:
+            idx = latent.as_indices(list(group))
+            if idx.size == 0:
                 raise ParameterError("each group needs at least one image index >= 0")
             groups.append(latent.mean_latent(latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)))
         z = latent.arithmetic(*groups, prior=self.prior)[None]  # (1, nz)

@@ -11,6 +11,7 @@ from ganrt.core.bundled import resolve_model
 from ganrt.core.errors import ModelKindError, ParameterError
 from ganrt.core.kind import KINDS, article
 from ganrt.core.modelfile import check_model_file
+from ganrt.core.run import limit_calls
 from ganrt.core.session import create_session, read_info, session_device
 
 
@@ -23,6 +24,7 @@ def load(
     spin: bool = True,
     cuda_graph: bool = False,
     lanes: int | None = None,
+    timeout: float | None = None,
 ) -> Any:
     """Load a bundled model by name, or a ganrt ONNX file by path.
 
@@ -35,14 +37,17 @@ def load(
     and replay them (``core.graphs.GraphRunner``). ``lanes`` (generators on the CPU): that many concurrent
     single-threaded runs of a second session -- a stream makes that many whole batches at once, a single
     batch of at least ``LANE_MIN`` images per lane is split; None: one lane per thread (``threads``, or the
-    cores), 1: off. Images do not depend on it. ``close()`` (or a ``with`` block) releases the sessions.
+    cores), 1: off. Images do not depend on it. ``timeout``: seconds one onnxruntime call may run before it is
+    stopped (``InferenceError``; None: no limit) -- a model that never ends cannot hang the caller.
+    ``close()`` (or a ``with`` block) releases the sessions.
     """
     if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
         raise ParameterError(f"lanes must be an integer >= 1 (or None for one per thread), got {lanes!r}")
     path = resolve_model(name_or_path)
     source = str(name_or_path)
     check_model_file(path, source=source)
-    session = create_session(path, device=device, threads=threads, source=source, spin=spin, cuda_graph=cuda_graph)
+    session = limit_calls(create_session(path, device=device, threads=threads, source=source, spin=spin,
+                                         cuda_graph=cuda_graph), timeout)
     info = read_info(session, source=source)
     if kind is not None and info.kind != kind:
         raise ModelKindError(f"'{source}' is {article(info.kind)} model, not {article(kind)}; "
@@ -55,12 +60,13 @@ def load(
     if cuda_graph:
         return description.model_class(session, info, source=source, path=path, graphs="cuda")
     return description.model_class(session, info, source=source, path=path,
-                                   lanes=_lanes(path, session, lanes, threads, spin, source))
+                                   lanes=_lanes(path, session, lanes, threads, spin, source, timeout))
 
 
-def _lanes(path: Path, session: Any, lanes: int | None, threads: int | None, spin: bool, source: str) -> tuple[Any, int] | None:
+def _lanes(path: Path, session: Any, lanes: int | None, threads: int | None, spin: bool, source: str,
+           timeout: float | None = None) -> tuple[Any, int] | None:
     """(single-threaded session, lane count) for a CPU generator, or None: lanes off, or on a GPU."""
     count = lanes if lanes is not None else (threads or os.cpu_count() or 1)
     if count < 2 or session_device(session) != "cpu":
         return None
-    return create_session(path, device="cpu", threads=1, source=source, spin=spin), count
+    return limit_calls(create_session(path, device="cpu", threads=1, source=source, spin=spin), timeout), count

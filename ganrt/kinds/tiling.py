@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ganrt.core.errors import ModelFormatError, ParameterError
+from ganrt.core.errors import InferenceError, ModelFormatError, ParameterError
 from ganrt.core.kind import article
+from ganrt.core.memory import check_fits
 from ganrt.core.model import Model
 from ganrt.core.schema import ModelInfo
 
 RAMP_PIXELS = 8  # input pixels of smooth cross-fade inside the default overlap
+PROBE_SIDES = (1, 2, 4, 8)  # input sides a load tries to find the graph's real scale (a scale 1000 graph: 12 MB at 1)
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -105,6 +107,9 @@ def tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, scale: 
         for b in range(0, len(xs), batch_size):
             cols = xs[b : b + batch_size]
             up = run(np.stack([image[y : y + th, x : x + tw] for x in cols]))  # (B, channels, th*s, tw*s)
+            if up.shape != (len(cols), channels, th * s, tw * s):
+                raise InferenceError(f"the model made {tuple(up.shape)} of {len(cols)} tiles of {th}x{tw}; scale {s} "
+                                     f"and {channels} channels make {(len(cols), channels, th * s, tw * s)}")
             for k, x in enumerate(cols):
                 weight = wy[r][:, None] * wx[b + k][None, :]  # (th*s, tw*s)
                 band[:, x * s : (x + tw) * s] += (up[k] * weight).transpose(1, 2, 0)
@@ -193,6 +198,7 @@ class TiledModel(Model):
     """What the image-to-image kinds share: one float (N, C, H, W) input, a scale and a receptive radius."""
 
     takes = "one float (N, C, H, W) input"  # what a subclass's error says its graph must take
+    probe_channels: int | None = None  # a subclass whose output has this many channels is checked at load
 
     def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None) -> None:
         super().__init__(session, info, source=source, path=path)
@@ -201,6 +207,8 @@ class TiledModel(Model):
             raise ModelFormatError(f"{source}: {article(info.kind)} takes {self.takes}")
         self._input = inputs[0].name
         self._output = session.get_outputs()[0].name
+        if self.probe_channels is not None:
+            self.check_scale(self.probe_channels)
 
     @property
     def scale(self) -> int:
@@ -210,12 +218,36 @@ class TiledModel(Model):
     def receptive_radius(self) -> int:
         return self.info.receptive_radius
 
+    def check_scale(self, channels: int) -> None:
+        """Run the graph once on a tiny input and refuse a file whose real scale (or channel count) is not its
+        metadata's: a mismatch was a numpy broadcast error in the middle of an image, and a graph of scale 1000
+        reached 7.7 GB on a 50x40 input. The smallest of PROBE_SIDES that the graph takes is used; a graph that
+        takes none of them is left to fail, with its own error, when it runs."""
+        s = self.scale
+        for side in PROBE_SIDES:
+            try:
+                (y,) = self.session.run([self._output], {self._input: np.zeros((1, self.image_shape[2], side, side), np.float32)})
+            except Exception:  # onnxruntime's pybind errors: this size is too small for the graph; try the next
+                continue
+            if y.shape != (1, channels, side * s, side * s):
+                got = f"{y.shape[2] / side:g}" if y.ndim == 4 else "?"
+                raise ModelFormatError(f"{self.source}: the graph makes {tuple(y.shape)} of a (1, {self.image_shape[2]}, "
+                                       f"{side}, {side}) input (scale x{got}); its metadata says scale {s} and "
+                                       f"{channels} channels: (1, {channels}, {side * s}, {side * s})")
+            return
+
 
 def bench_call(run_many: Callable[[np.ndarray], Any], shape: tuple[int, int, int],
-               flops_per_pixel: float) -> tuple[Callable[[int], Any], float | None]:
+               flops_per_pixel: float, *, scale: int = 1) -> tuple[Callable[[int], Any], float | None]:
     """``Kind.bench`` for image-to-image kinds: ``run_many`` of b copies of a (H, W, C) uint8 noise image,
-    and the FLOPs of one such image (None when the file does not state them)."""
+    and the FLOPs of one such image (None when the file does not state them). A batch whose inputs and
+    outputs (``scale`` x larger per side) cannot fit in memory is a ``ParameterError`` before it is made."""
     h, w, c = shape
     image = np.random.default_rng(0).integers(0, 256, (h, w, c), dtype=np.uint8)
     flops = flops_per_pixel * h * w if flops_per_pixel else None
-    return (lambda b: run_many(np.repeat(image[None], b, 0))), flops
+
+    def run(b: int) -> Any:
+        check_fits(b * h * w * c * (1 + scale * scale), f"a batch of {b:,} {h}x{w} images", hint="time smaller batch sizes")
+        return run_many(np.repeat(image[None], b, 0))
+
+    return run, flops

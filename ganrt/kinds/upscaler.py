@@ -33,6 +33,7 @@ class Upscaler(TiledModel):
     """A loaded upscaler (``ganrt.load("sr-x4")``). Stateless per call and thread-safe."""
 
     takes = "one float (N, 3, H, W) input"
+    probe_channels = 3  # a load runs the graph on a tiny input: its real scale must be the metadata's (check_scale)
 
     def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None,
                  graphs: str | None = None, lanes: tuple[Any, int] | None = None) -> None:
@@ -200,7 +201,7 @@ def _check(info: ModelInfo) -> str | None:
 
 def _bench(up: Upscaler) -> tuple[Any, float | None]:
     """``upscale_many`` of BENCH_IMAGE_SIDE² RGB noise, tiled as shipped; FLOPs per image of that size."""
-    return bench_call(up.upscale_many, (BENCH_IMAGE_SIDE, BENCH_IMAGE_SIDE, 3), up.info.flops)
+    return bench_call(up.upscale_many, (BENCH_IMAGE_SIDE, BENCH_IMAGE_SIDE, 3), up.info.flops, scale=up.scale)
 
 
 UPSCALER = register(Kind(

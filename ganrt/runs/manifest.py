@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ganrt.core.errors import ManifestError, OutputError
+from ganrt.core.latent import INDEX_LIMIT, MAX_SEED, MIN_SEED
+from ganrt.core.schema import MAX_CLASSES
 from ganrt.io.files import atomic_write
 from ganrt.runs.format import Entry
 from ganrt.runs.formats import FORMATS, is_image_file
@@ -41,14 +43,25 @@ def _int(v: Any, minimum: int | None = None) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and (minimum is None or v >= minimum)
 
 
+def _label_dict(v: Any) -> bool:
+    """A header's per-image labels: their sha256, or a cycle of classes (``--labels 0,3``) and its phase."""
+    if not isinstance(v, dict):
+        return False
+    if set(v) == {"per_image_sha256"}:
+        return isinstance(v["per_image_sha256"], str)
+    cycle = v.get("cycle")
+    return (set(v) == {"cycle", "phase"} and isinstance(cycle, list) and 0 < len(cycle) <= MAX_CLASSES
+            and all(_int(c, 0) and c < MAX_CLASSES for c in cycle) and _int(v["phase"], 0) and v["phase"] < len(cycle))
+
+
 _HEADER_TYPES = {
     "model": lambda v: isinstance(v, str) and v != "",
     "model_name": lambda v: isinstance(v, str),
     "model_sha256": lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
-    "seed": _int,
-    "n": lambda v: _int(v, 1),
-    "start": lambda v: _int(v, 0),
-    "labels": lambda v: v is None or _int(v, 0) or (isinstance(v, dict) and isinstance(v.get("per_image_sha256"), str)),
+    "seed": lambda v: _int(v) and MIN_SEED <= v <= MAX_SEED,
+    "n": lambda v: _int(v, 1) and v <= INDEX_LIMIT,
+    "start": lambda v: _int(v, 0) and v < INDEX_LIMIT,
+    "labels": lambda v: v is None or (_int(v, 0) and v < MAX_CLASSES) or _label_dict(v),
     "truncation": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")),
     "format": lambda v: v in FORMATS,
     "shard_size": lambda v: v is None or _int(v, 1),
@@ -103,6 +116,9 @@ class RunHeader:
         for key, ok in _HEADER_TYPES.items():
             if not ok(raw[key]):
                 raise ManifestError(f"{source}: run header field {key} = {str(raw[key])[:40]!r} is not valid")
+        if raw["start"] + raw["n"] > INDEX_LIMIT:
+            raise ManifestError(f"{source}: run header start {raw['start']} + n {raw['n']} passes the last image index "
+                                f"{INDEX_LIMIT - 1}")
         if FORMATS[raw["format"]].grouped and raw["shard_size"] is None:
             raise ManifestError(f"{source}: run header says {raw['format']} but gives no shard_size")
         if FORMATS[raw["format"]].labelled_paths and raw["classes"] is None:
@@ -154,10 +170,10 @@ def _check_entry(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValueError("not a JSON object")
     index, label, file = raw.get("index"), raw.get("label"), raw.get("file")
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        raise ValueError(f"index {index!r} is not an integer >= 0")
-    if label is not None and (not isinstance(label, int) or isinstance(label, bool) or label < 0):
-        raise ValueError(f"label {label!r} is not null or an integer >= 0")
+    if not _int(index, 0) or index >= INDEX_LIMIT:
+        raise ValueError(f"index {str(index)[:30]} is not an integer in 0..{INDEX_LIMIT - 1}")
+    if label is not None and (not _int(label, 0) or label >= MAX_CLASSES):
+        raise ValueError(f"label {str(label)[:30]} is not null or an integer in 0..{MAX_CLASSES - 1}")
     if not isinstance(file, str) or not is_image_file(file):
         raise ValueError(f"file {file!r} is not a name ganrt writes")
     for key in ("file_sha256", "image_sha256"):

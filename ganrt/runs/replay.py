@@ -102,7 +102,7 @@ def replay(
     for off in range(0, len(entries), batch_size):
         chunk = entries[off : off + batch_size]
         idx = np.array([e["index"] for e in chunk], dtype=np.int64)
-        labels = None if chunk[0]["label"] is None else np.array([e["label"] for e in chunk], dtype=np.int64)
+        labels = _labels(chunk, path)
         images = gen.images_at(idx, seed=header.seed, labels=labels, truncation=header.truncation)
         if up is not None:
             images = up.upscale_many(images)
@@ -175,6 +175,18 @@ def run_file_problem(folder: Path, name: str) -> str | None:
     return None if stat.S_ISREG(mode) else f"{path} is not a regular file"
 
 
+def _labels(entries: Sequence[dict], path: Path) -> np.ndarray | None:
+    """The recorded labels of some entries (B,) int64, or None for an unconditional run; a mix is a damaged manifest."""
+    nulls = [e["label"] is None for e in entries]
+    if all(nulls):
+        return None
+    if any(nulls):
+        e = entries[nulls.index(True)]
+        raise ManifestError(f"{path}: image {e['index']} has no label but other images of the run have one; "
+                            "the manifest is damaged")
+    return np.array([e["label"] for e in entries], dtype=np.int64)
+
+
 def _load_recorded(model: str | os.PathLike, sha256: str, provider: str, device: str | None, threads: int | None,
                    *, kind: str = "generator"):
     """The model a run was made with (checked by sha256), on the kind of device it was made on by default."""
@@ -206,8 +218,8 @@ def _replay_png(path: Path, *, model, upscaler, device, threads) -> ReplayReport
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            text = dict(getattr(im, "text", {}))
+        with Image.open(path) as im:  # the text chunks before the pixels (ganrt writes them there): nothing decoded
+            text = {k: v for k, v in im.info.items() if isinstance(k, str) and isinstance(v, str)}
     except Exception as exc:  # Pillow's many error types for a file that is not an image
         raise ManifestError(f"{path}: not a readable PNG ({type(exc).__name__})") from None
     try:

@@ -29,7 +29,7 @@ from ganrt._version import __version__
 from ganrt.core.errors import InferenceError, ManifestError, OutputError, ParameterError
 from ganrt.core.model import file_sha256
 from ganrt.io.files import TMP_FILE
-from ganrt.kinds.generator import Batch, Generator, LabelSpec, check_count
+from ganrt.kinds.generator import Batch, Generator, LabelCycle, LabelSpec, check_count
 from ganrt.runs.format import sha256_hex
 from ganrt.runs.formats import extra_run_files, get_format, is_image_file
 from ganrt.runs.lock import FolderLock
@@ -214,7 +214,12 @@ def upscaled(batches: Iterator[Batch], upscaler) -> Iterator[Batch]:
 def range_batches(gen: Generator, stream_labels: LabelSpec, *, offset: int, count: int, seed: int, truncation: float | None,
                   batch_size: int | None, start: int, upscaler=None) -> Iterator[Batch]:
     """Batches of images start+offset .. start+offset+count-1 of a run (``stream_labels`` from ``run_header``)."""
-    labels = stream_labels[offset : offset + count] if isinstance(stream_labels, np.ndarray) else stream_labels
+    if isinstance(stream_labels, np.ndarray):
+        labels = stream_labels[offset : offset + count]
+    elif isinstance(stream_labels, LabelCycle):
+        labels = stream_labels.shifted(offset)
+    else:
+        labels = stream_labels
     batches = gen.iter_batches(count, seed=seed, labels=labels, truncation=truncation, batch_size=batch_size,
                                start=start + offset)
     return batches if upscaler is None else upscaled(batches, upscaler)
@@ -236,6 +241,10 @@ def run_header(gen: Generator, *, n: int, seed: int, labels: LabelSpec, truncati
     if labels is None or isinstance(labels, (str, int, np.integer)):
         spec = None if labels is None else gen.label_index(labels)  # label_index refuses labels for unconditional models
         stream_labels = labels
+    elif isinstance(labels, LabelCycle):  # recorded as the cycle: nothing of size n is made, whatever n is
+        classes = tuple(gen.label_index(c) for c in labels.classes)
+        stream_labels = LabelCycle(classes, labels.phase % len(classes))
+        spec = {"cycle": list(classes), "phase": stream_labels.phase}
     else:
         stream_labels = gen.resolve_labels(labels, np.arange(n))  # (n,) int64, checked
         spec = {"per_image_sha256": sha256_hex(stream_labels.astype("<i8"))}

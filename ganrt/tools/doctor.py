@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ganrt.core.errors import GanrtError
+from ganrt.core.run import run_session
 
 CPUINFO = Path("/proc/cpuinfo")
 # feature -> the /proc/cpuinfo flags that provide it (any of them)
@@ -119,7 +120,7 @@ def _one_image(session: Any) -> np.ndarray:
             feeds["z"] = np.ones((1, nz), np.float32)
         else:
             feeds[inp.name] = np.zeros((1,), np.int64)
-    return session.run(None, feeds)[0]
+    return run_session(session, [session.get_outputs()[0].name], feeds, source="doctor")[0]  # stoppable: --timeout, Ctrl-C
 
 
 def diagnose(*, model: str | None = None, threads: int | None = None) -> DoctorReport:
