@@ -14,6 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ganrt.core.errors import GanrtError
+from ganrt.io.files import atomic_write
+
 
 def sha256_hex(data: bytes | memoryview | np.ndarray) -> str:
     """Hex sha256 of bytes, or of an array's C-order bytes (an image's pixels)."""
@@ -75,6 +78,51 @@ class OutputFormat:
 
     def images_per_file(self, header: Any) -> int:
         return header.shard_size if self.grouped else 1
+
+
+class ShardFormat(OutputFormat):
+    """A grouped format: files ``shard-000000.<suffix>`` of ``header.shard_size`` images each, counted from the
+    run's start. A subclass says how a shard's bytes are made (``encode``), read (``decode``, once per replay)
+    and how one image is found in what was read (``image_of``)."""
+
+    grouped = True
+    suffix: ClassVar[str]
+
+    def file_name(self, header: Any, index: int, label: int | None = None) -> str:
+        return f"shard-{(index - header.start) // header.shard_size:06d}.{self.suffix}"
+
+    def encode(self, header: Any, images: np.ndarray, indices: np.ndarray, labels: np.ndarray | None) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, file: Path, header: Any, shape: tuple[int, int, int]) -> Any:
+        """A shard's contents as ``image_of`` reads them; a ``GanrtError`` for a file that is not one."""
+        raise NotImplementedError
+
+    def image_of(self, contents: Any, entry: dict, shape: tuple[int, int, int], header: Any, file: Path) -> np.ndarray | str:
+        raise NotImplementedError
+
+    def write(self, folder: Path, header: Any, images: np.ndarray, indices: np.ndarray,
+              labels: np.ndarray | None) -> list[Entry]:
+        data = self.encode(header, images, indices, labels)
+        name = self.file_name(header, int(indices[0]))
+        atomic_write(folder / name, data)
+        digest = sha256_hex(data)
+        return [Entry(int(i), None if labels is None else int(labels[k]), name, digest, sha256_hex(images[k]))
+                for k, i in enumerate(indices.tolist())]
+
+    def read_image(self, folder: Path, entry: dict, shape: tuple[int, int, int], header: Any, cache: dict) -> np.ndarray | str:
+        file = folder / entry["file"]
+        if not file.is_file():
+            return "missing"
+        if entry["file"] not in cache:  # a shard is read once per replay
+            try:
+                cache[entry["file"]] = self.decode(file, header, shape)
+            except GanrtError as exc:
+                cache[entry["file"]] = str(exc)
+        contents = cache[entry["file"]]
+        if isinstance(contents, str):
+            return f"unreadable: {contents}"
+        return self.image_of(contents, entry, shape, header, file)
 
 
 def model_classes(gen: Any) -> tuple[str, ...] | None:

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ganrt.core.errors import GanrtError, LabelError, OutputError, ParameterError
+from ganrt.core.errors import LabelError, OutputError, ParameterError
 from ganrt.io.files import TMP_FILE, atomic_write
-from ganrt.io.png import encode_pngs, read_png
+from ganrt.io.png import encode_pngs
 from ganrt.runs.format import Entry, OutputFormat, model_classes, sha256_hex
 from ganrt.runs.png_files import PNG_FILES
 
@@ -90,13 +90,7 @@ class ImageFolder(OutputFormat):
         return entries
 
     def read_image(self, folder: Path, entry: dict, shape: tuple[int, int, int], header: Any, cache: dict) -> np.ndarray | str:
-        file = folder / entry["file"]
-        if not file.is_file():
-            return "missing"
-        try:
-            return read_png(file, shape=shape)[0]
-        except GanrtError as exc:
-            return f"unreadable: {exc}"
+        return PNG_FILES.read_image(folder, entry, shape, header, cache)  # the same PNG, in its class folder
 
 
 IMAGE_FOLDER = ImageFolder()

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ganrt.core.errors import MissingDependencyError
+from ganrt.core.errors import GanrtError, ImageError, MissingDependencyError
 from ganrt.io.files import atomic_write
 from ganrt.io.png import encode_pngs, read_png
-from ganrt.runs.format import Entry, OutputFormat, model_classes, sha256_hex
+from ganrt.runs.format import Entry, ShardFormat, model_classes
 
 CARD = "README.md"
 _CARD_MARK = "# written by ganrt"  # the card's first YAML line: how --overwrite knows the card is a run's
@@ -102,13 +102,10 @@ def is_card(path: Path) -> bool:
         return False
 
 
-class ParquetShards(OutputFormat):
+class ParquetShards(ShardFormat):
     name = "parquet"
     pattern = re.compile(r"^shard-\d{6,}\.parquet$")
-    grouped = True
-
-    def file_name(self, header: Any, index: int, label: int | None = None) -> str:
-        return f"shard-{(index - header.start) // header.shard_size:06d}.parquet"
+    suffix = "parquet"
 
     def classes(self, gen: Any) -> tuple[str, ...] | None:
         _pyarrow()  # before the folder is touched
@@ -117,38 +114,30 @@ class ParquetShards(OutputFormat):
     def extra_files(self, folder: Path) -> list[Path]:
         return [folder / CARD] if is_card(folder / CARD) else []
 
+    def encode(self, header: Any, images: np.ndarray, indices: np.ndarray, labels: np.ndarray | None) -> bytes:
+        return encode_parquet(encode_pngs(images), indices, labels, seed=header.seed, classes=getattr(header, "classes", None))
+
     def write(self, folder: Path, header: Any, images: np.ndarray, indices: np.ndarray,
               labels: np.ndarray | None) -> list[Entry]:
-        data = encode_parquet(encode_pngs(images), indices, labels, seed=header.seed, classes=getattr(header, "classes", None))
-        name = self.file_name(header, int(indices[0]))
-        atomic_write(folder / name, data)
+        entries = super().write(folder, header, images, indices, labels)
         atomic_write(folder / CARD, dataset_card(header).encode())  # every shard writes the same card: any may come first
-        digest = sha256_hex(data)
-        return [Entry(int(i), None if labels is None else int(labels[k]), name, digest, sha256_hex(images[k]))
-                for k, i in enumerate(indices.tolist())]
+        return entries
 
-    def read_image(self, folder: Path, entry: dict, shape: tuple[int, int, int], header: Any, cache: dict) -> np.ndarray | str:
-        file = folder / entry["file"]
-        if not file.is_file():
-            return "missing"
-        if entry["file"] not in cache:  # a shard is read once per replay
-            try:
-                table = _pyarrow().parquet.read_table(file, columns=["image", "index"])
-                cache[entry["file"]] = dict(zip(table.column("index").to_pylist(),
-                                                (v["bytes"] for v in table.column("image").to_pylist())))
-            except MissingDependencyError as exc:
-                cache[entry["file"]] = str(exc)
-            except Exception as exc:  # pyarrow's many error types (ArrowInvalid, OSError, KeyError): not a shard
-                cache[entry["file"]] = f"{file}: not a readable ganrt parquet shard ({type(exc).__name__}: {str(exc)[:120]})"
-        rows = cache[entry["file"]]
-        if isinstance(rows, str):
-            return f"unreadable: {rows}"
-        png = rows.get(entry["index"])
-        if png is None:
+    def decode(self, file: Path, header: Any, shape: tuple[int, int, int]) -> Any:
+        pa = _pyarrow()
+        try:
+            table = pa.parquet.read_table(file, columns=["image", "index"])
+            return dict(zip(table.column("index").to_pylist(), (v["bytes"] for v in table.column("image").to_pylist())))
+        except Exception as exc:  # pyarrow's many error types (ArrowInvalid, OSError, KeyError): not a shard
+            raise ImageError(f"{file}: not a readable ganrt parquet shard ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+    def image_of(self, contents: Any, entry: dict, shape: tuple[int, int, int], header: Any, file: Path) -> np.ndarray | str:
+        png = contents.get(entry["index"])
+        if not isinstance(png, bytes):
             return "missing"
         try:
             return read_png(png, shape=shape, name=f"{file}: image {entry['index']}")[0]
-        except Exception as exc:  # GanrtError; a null or non-bytes cell
+        except GanrtError as exc:
             return f"unreadable: {exc}"
 
 

@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from ganrt.core.errors import GanrtError
-from ganrt.io.files import atomic_write
 from ganrt.io.png import encode_pngs, read_png
 from ganrt.io.tar import encode_tar, read_tar
-from ganrt.runs.format import Entry, OutputFormat, model_classes, sha256_hex
+from ganrt.runs.format import ShardFormat, model_classes
 from ganrt.runs.png_files import PNG_FILES
 
 _MEMBER_OVERHEAD = 3 * 1024  # per image: three 512-byte headers, each member padded to 512 bytes
@@ -42,19 +41,15 @@ def sample_record(header: Any, index: int, label: int | None) -> dict[str, Any]:
     return record
 
 
-class WebDatasetShards(OutputFormat):
+class WebDatasetShards(ShardFormat):
     name = "webdataset"
     pattern = re.compile(r"^shard-\d{6,}\.tar$")
-    grouped = True
-
-    def file_name(self, header: Any, index: int, label: int | None = None) -> str:
-        return f"shard-{(index - header.start) // header.shard_size:06d}.tar"
+    suffix = "tar"
 
     def classes(self, gen: Any) -> tuple[str, ...] | None:
         return model_classes(gen)
 
-    def write(self, folder: Path, header: Any, images: np.ndarray, indices: np.ndarray,
-              labels: np.ndarray | None) -> list[Entry]:
+    def encode(self, header: Any, images: np.ndarray, indices: np.ndarray, labels: np.ndarray | None) -> bytes:
         members = []
         for k, (i, png) in enumerate(zip(indices.tolist(), encode_pngs(images))):
             label = None if labels is None else int(labels[k])
@@ -63,31 +58,18 @@ class WebDatasetShards(OutputFormat):
                 members.append((f"{key}.cls", str(label).encode()))
             record = json.dumps(sample_record(header, i, label), sort_keys=True, ensure_ascii=False)
             members += [(f"{key}.json", record.encode()), (f"{key}.png", png)]
-        data = encode_tar(members)  # keys ascend with the index and have one width: members are in name order
-        name = self.file_name(header, int(indices[0]))
-        atomic_write(folder / name, data)
-        digest = sha256_hex(data)
-        return [Entry(int(i), None if labels is None else int(labels[k]), name, digest, sha256_hex(images[k]))
-                for k, i in enumerate(indices.tolist())]
+        return encode_tar(members)  # keys ascend with the index and have one width: members are in name order
 
-    def read_image(self, folder: Path, entry: dict, shape: tuple[int, int, int], header: Any, cache: dict) -> np.ndarray | str:
-        file = folder / entry["file"]
-        if not file.is_file():
-            return "missing"
-        if entry["file"] not in cache:  # a shard is read once per replay
-            bound = (header.shard_size or 1) * (2 * int(np.prod(shape)) + _MEMBER_OVERHEAD + 2048) + (1 << 20)
-            try:
-                cache[entry["file"]] = read_tar(file, max_bytes=bound)
-            except GanrtError as exc:
-                cache[entry["file"]] = str(exc)
-        members = cache[entry["file"]]
-        if isinstance(members, str):
-            return f"unreadable: {members}"
-        png = members.get(f"{sample_key(header, entry['index'])}.png")
-        if png is None:
+    def decode(self, file: Path, header: Any, shape: tuple[int, int, int]) -> Any:
+        bound = (header.shard_size or 1) * (2 * int(np.prod(shape)) + _MEMBER_OVERHEAD + 2048) + (1 << 20)
+        return read_tar(file, max_bytes=bound)
+
+    def image_of(self, contents: Any, entry: dict, shape: tuple[int, int, int], header: Any, file: Path) -> np.ndarray | str:
+        name = f"{sample_key(header, entry['index'])}.png"
+        if name not in contents:
             return "missing"
         try:
-            return read_png(png, shape=shape, name=f"{file}: {sample_key(header, entry['index'])}.png")[0]
+            return read_png(contents[name], shape=shape, name=f"{file}: {name}")[0]
         except GanrtError as exc:
             return f"unreadable: {exc}"
 
