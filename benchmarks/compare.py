@@ -10,7 +10,13 @@ Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x2
 - ``ganrt-stream`` (generators): batches taken one at a time from one long ``Generator.iter_batches``
   stream, what ``ganrt generate`` and bulk sampling do. With lanes the stream makes one whole batch per
   lane at once, so its "latency" is the time between batches, not one batch's latency.
-- ``torch-compile`` (``--compile``, or always with ``--device cuda``): ``torch.compile`` of the eager model.
+- ``torch-compile`` (``--compile``, or always with ``--device cuda``): ``torch.compile`` of the eager model
+  (inductor on the CPU: it needs a C compiler; a failure is logged and the backend left out).
+- ``openvino-latency`` / ``openvino-throughput`` (``--openvino``, CPU; the ``bench`` extra): OpenVINO's runtime on
+  the same ONNX file ganrt runs, compiled with the LATENCY or THROUGHPUT performance hint and ``threads``
+  inference threads; generators get numpy latents (as ``ort-naive``) and the file's uint8 images, upscalers the
+  float conversion and rounding by hand. THROUGHPUT splits a batch over the compiled model's optimal number
+  of infer requests (an ``AsyncInferQueue``), what that hint is for.
 - ``ganrt-1lane`` (``--one-lane``, generators): the runtime with ``lanes=1``, each batch one multi-threaded run;
 - ``ganrt-fp16`` (``--fp16``): the fp16 variant made in the run by ``export.half`` (for ``--device cuda``);
 - ``ganrt-cudagraph`` (``--device cuda``, generators): the float32 file replayed from captured CUDA graphs;
@@ -98,7 +104,7 @@ class Subject:
 
     def __init__(self, name: str, model: torch.nn.Module, ck: Checkpoint, ganrt_path: Path, *, threads: int, device: str,
                  compile_: bool, note: str = "", int8_path: Path | None = None, fp16_path: Path | None = None,
-                 one_lane: bool = False) -> None:
+                 one_lane: bool = False, openvino: bool = False) -> None:
         self.name, self.note, self.ck, self.path = name, note, ck, ganrt_path
         self.kind = ck.kind
         self.flops = count_flops(model, ck) * (SR_INPUT * SR_INPUT if ck.kind == "sr" else 1)  # per image
@@ -121,6 +127,7 @@ class Subject:
         # generators on CUDA: the same file replayed from captured CUDA graphs, one per batch size
         self.graphs = ganrt.load(ganrt_path, device=device, cuda_graph=True) if device == "cuda" and ck.kind == "gan" else None
         self.photo = _photo() if ck.kind == "sr" else None
+        self.openvino = openvino_models(ganrt_path, threads) if openvino and device == "cpu" else {}
         self._count = 0
         self._streams: dict[int, Iterator] = {}  # batch size -> an endless iter_batches of self.ganrt
 
@@ -139,7 +146,38 @@ class Subject:
             out["ganrt-cudagraph"] = lambda b: self._ganrt(b, self.graphs)
         if self.one_lane is not None:
             out["ganrt-1lane"] = lambda b: self._ganrt(b, self.one_lane)
+        for hint, compiled in self.openvino.items():
+            out[f"openvino-{hint}"] = lambda b, c=compiled, h=hint: self._openvino(c, h, b)
         return out
+
+    def _feeds(self, b: int) -> dict[str, np.ndarray]:
+        """Inputs of a batch of b for a backend that takes the ganrt file's own inputs (OpenVINO)."""
+        if self.kind == "sr":
+            return {"image": np.repeat(self.photo[None], b, 0).transpose(0, 3, 1, 2).astype(np.float32) / 255.0}
+        cfg = self.ck.model_config
+        feeds = {"z": np.random.standard_normal((b, cfg.nz)).astype(np.float32)}
+        if cfg.num_classes:
+            feeds["label"] = np.arange(b, dtype=np.int64) % cfg.num_classes
+        return feeds
+
+    def _openvino(self, compiled, hint: str, b: int) -> np.ndarray:
+        feeds = self._feeds(b)
+        if hint == "latency":
+            y = compiled(feeds)[compiled.outputs[0]]
+        else:  # THROUGHPUT: the batch in parts, one per infer request, run at once
+            import openvino as ov
+
+            parts = np.array_split(np.arange(b), min(b, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            results: dict[int, np.ndarray] = {}
+            queue = ov.AsyncInferQueue(compiled, len(parts))
+            queue.set_callback(lambda request, k: results.__setitem__(k, request.get_output_tensor(0).data.copy()))
+            for k, idx in enumerate(parts):
+                queue.start_async({name: v[idx[0] : idx[-1] + 1] for name, v in feeds.items()}, k)
+            queue.wait_all()
+            y = np.concatenate([results[k] for k in range(len(parts))])
+        if self.kind == "sr":
+            return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        return y  # the ganrt file's own uint8 (B, H, W, C)
 
     def _torch(self, model, b: int) -> np.ndarray:
         with torch.inference_mode():
@@ -305,8 +343,30 @@ def _translator_photo(side: int) -> np.ndarray:
     return np.ascontiguousarray(photo[:side, :side] if side <= 512 else bicubic_resize(photo, (side, side)))
 
 
+def cpu_flags() -> str:
+    """The CPU's vector features that decide int8 and fp32 speed, e.g. ``avx2`` or ``avx2 avx512f avx512_vnni``
+    (from /proc/cpuinfo; empty elsewhere): tables are labelled by them."""
+    import re
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    return " ".join(sorted(set(re.findall(r"\b(avx2|avx512[a-z_0-9]*|avx_vnni|amx[a-z_0-9]*)\b", text))))
+
+
+def openvino_models(path: Path, threads: int) -> dict:
+    """hint -> OpenVINO's CPU compilation of the ONNX file ``path`` (dynamic batch) with that performance hint."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    return {hint.lower(): core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": threads})
+            for hint in ("LATENCY", "THROUGHPUT")}
+
+
 def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_: bool, int8: bool = False,
-             fp16: bool = False, one_lane: bool = False, translator_sides: tuple[int, ...] = (256, 1024),
+             fp16: bool = False, one_lane: bool = False, openvino: bool = False, translator_sides: tuple[int, ...] = (256, 1024),
              translator_ngf: int = 64, log=print) -> list:
     out: list = []
     for name in names:
@@ -334,12 +394,13 @@ def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_
             fp16_path, quality = fp16_variant(path, tmp)
             log(f"{name}: fp16 variant {quality}")
         out.append(Subject(name, model, ck, path, threads=threads, device=device, compile_=compile_, note=note,
-                           int8_path=int8_path, fp16_path=fp16_path, one_lane=one_lane))
+                           int8_path=int8_path, fp16_path=fp16_path, one_lane=one_lane, openvino=openvino))
     return out
 
 
 def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str, rounds: int, min_seconds: float,
-        compile_: bool, int8: bool = False, fp16: bool = False, one_lane: bool = False, translator_sides=(256, 1024),
+        compile_: bool, int8: bool = False, fp16: bool = False, one_lane: bool = False, openvino: bool = False,
+        translator_sides=(256, 1024),
         translator_ngf: int = 64, log=print) -> tuple[list[Record], float]:
     torch.set_num_threads(threads)
     gemm = gemm_gflops(threads=threads)
@@ -348,12 +409,20 @@ def run(*, models: list[str], batch_sizes: list[int], threads: int, device: str,
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in subjects(models, Path(tmp), threads=threads, device=device, compile_=compile_, int8=int8, fp16=fp16,
-                          one_lane=one_lane, translator_sides=translator_sides, translator_ngf=translator_ngf, log=log):
+                          one_lane=one_lane, openvino=openvino, translator_sides=translator_sides,
+                          translator_ngf=translator_ngf, log=log):
             for b in batch_sizes:
                 if (s.kind == "sr" and b > SR_MAX_BATCH) or b > getattr(s, "max_batch", b):
                     continue
                 t0 = time.perf_counter()
-                timings = measure(s.backends(), b, rounds=rounds, min_seconds=min_seconds, sampler=sampler)
+                backends = s.backends()
+                if "torch-compile" in backends:
+                    try:
+                        backends["torch-compile"](b)
+                    except Exception as exc:  # inductor needs a C compiler and may fail on a CPU or op it lacks
+                        log(f"{s.name} batch {b}: torch-compile left out: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+                        del backends["torch-compile"]
+                timings = measure(backends, b, rounds=rounds, min_seconds=min_seconds, sampler=sampler)
                 for backend, t in timings.items():
                     records.append(record(s.name, backend, b, t, flops_per_image=s.flops, gemm=gemm, threads=threads,
                                           device=device, note=s.note))
@@ -385,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time each model's int8 variant (bundled NAME-int8, or made by export.quantize)")
     p.add_argument("--one-lane", action="store_true",
                    help="also time the generators with lanes=1 (one multi-threaded run per batch)")
+    p.add_argument("--openvino", action="store_true",
+                   help="also time OpenVINO's runtime on the same file, LATENCY and THROUGHPUT hints "
+                        "(pip install 'ganrt[bench]')")
     p.add_argument("--fp16", action="store_true",
                    help="also time each model's fp16 variant (made in the run by export.half; for --device cuda)")
     p.add_argument("--translator-sides", default="256,1024", help="input sides the translators are timed at")
@@ -397,9 +469,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     records, gemm = run(models=a.models.split(","), batch_sizes=batch_sizes, threads=a.threads, device=a.device, rounds=rounds,
                         min_seconds=seconds, compile_=a.compile or a.device == "cuda", int8=a.int8, fp16=a.fp16,
-                        one_lane=a.one_lane, translator_sides=tuple(int(v) for v in a.translator_sides.split(",")),
+                        one_lane=a.one_lane, openvino=a.openvino,
+                        translator_sides=tuple(int(v) for v in a.translator_sides.split(",")),
                         translator_ngf=a.translator_ngf, log=lambda m: print(m, file=sys.stderr))
-    info = {**machine(), "torch": torch.__version__, "threads": a.threads, "device": a.device, "gemm_gflops": gemm,
+    extra = {"openvino": __import__("openvino").__version__} if a.openvino else {}
+    extra["cpu_flags"] = cpu_flags()
+    info = {**machine(), **extra, "torch": torch.__version__, "threads": a.threads, "device": a.device, "gemm_gflops": gemm,
             "rounds": rounds, "min_seconds": seconds, "seconds_total": round(time.perf_counter() - t0, 1),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if a.device == "cuda":
