@@ -100,3 +100,14 @@ def test_bundled_translator_beats_the_identity_and_the_mean_image():
         assert model["l1"] < report[baseline]["l1"] and model["psnr_db"] > report[baseline]["psnr_db"]
     c = report["classifier"]
     assert c["accuracy_on_outputs"] > c["accuracy_on_edges"] and c["accuracy_on_outputs"] >= 0.70  # 80.22 % on all 10,000
+
+
+def test_bundled_translator_fp16_variant_is_close_to_fp32():
+    fp32, fp16 = ganrt.load(TRANSLATOR), ganrt.load(f"{TRANSLATOR}-fp16")
+    assert fp16.info.precision == "float16" and fp16.info.training["half"]["psnr_db"] >= 35.0
+    assert (ganrt.MODELS_DIR / f"{TRANSLATOR}-fp16.md").is_file() and f"{TRANSLATOR}-int8" not in ganrt.available_models()
+    edges = np.zeros((4, 32, 32, 1), np.uint8)
+    for i, (a, b) in enumerate(((6, 26), (4, 28), (8, 24), (10, 22))):  # outlines of boxes
+        edges[i, a, a:b] = edges[i, b, a:b] = edges[i, a:b, a] = edges[i, a:b, b] = 255
+    mse = np.mean((fp32.translate_many(edges).astype(float) - fp16.translate_many(edges).astype(float)) ** 2)
+    assert mse == 0 or 10 * np.log10(255**2 / mse) >= 35.0
