@@ -25,6 +25,7 @@ def load(
     cuda_graph: bool = False,
     lanes: int | None = None,
     timeout: float | None = None,
+    variant: str | None = None,
 ) -> Any:
     """Load a bundled model by name, or a ganrt ONNX file by path.
 
@@ -39,8 +40,18 @@ def load(
     batch of at least ``LANE_MIN`` images per lane is split; None: one lane per thread (``threads``, or the
     cores), 1: off. Images do not depend on it. ``timeout``: seconds one onnxruntime call may run before it is
     stopped (``InferenceError``; None: no limit) -- a model that never ends cannot hang the caller.
-    ``close()`` (or a ``with`` block) releases the sessions.
+    ``close()`` (or a ``with`` block) releases the sessions. ``variant="fastest"`` (CPU): of the float32 file
+    and its int8 sibling (``NAME-int8``), the one that ran fastest on this CPU, measured once and cached
+    (``kinds.variants``); None loads the file as named.
     """
+    if variant is not None:
+        if variant != "fastest":
+            raise ParameterError(f"variant must be 'fastest' or None (the file as named), got {variant!r}")
+        if device != "cpu":
+            raise ParameterError("variant='fastest' is measured on the CPU; name the file for another device")
+        from ganrt.kinds.variants import fastest_variant
+
+        name_or_path = fastest_variant(str(name_or_path), threads=threads).fastest
     if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
         raise ParameterError(f"lanes must be an integer >= 1 (or None for one per thread), got {lanes!r}")
     path = resolve_model(name_or_path)

@@ -47,6 +47,7 @@ class DoctorReport:
     picks: dict[str, str]  # --device cpu/auto/cuda -> the provider ganrt would use, or why not
     check_model: str
     precision: str
+    variant: dict | None = None  # kinds.variants' measured choice for the check model (None: it has no int8 sibling)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,9 +64,22 @@ class DoctorReport:
                      f"{self.physical_cores if self.physical_cores is not None else '?'} physical cores)"),
             ("threads", self.threads),
             *[(f"--device {d}", pick) for d, pick in self.picks.items()],
-            ("variant", f"{self.check_model}: {self.precision} (int8 variants: the bundled *-int8 models, for CPUs with VNNI)"),
+            ("variant", f"{self.check_model}: {self.precision}"),
+            ("fastest variant", self._variant_line()),
         ]
         return [f"{k:>17}  {v}" for k, v in rows]
+
+
+    def _variant_line(self) -> str:
+        v = self.variant
+        if not v:
+            return f"{self.check_model} has no int8 variant to compare"
+        if "error" in v:
+            return f"not measured: {v['error']}"
+        rates = ", ".join(f"{k} {r:,.0f}" for k, r in v["images_per_s"].items())
+        how = f"cached from {v['measured']}" if v["cached"] else f"measured now ({v['measured']})"
+        return (f"{v['fastest']} ({rates} images/s, int8 {v['int8_over_float32']:.2f}x float32 on {v['cpu_flags']}; "
+                f"{how}): load(name, variant='fastest') picks it")
 
 
 def cpu_features(cpuinfo: str) -> dict[str, bool]:
@@ -155,6 +169,12 @@ def diagnose(*, model: str | None = None, threads: int | None = None) -> DoctorR
             precision = precision or m.precision
         except GanrtError as exc:
             picks[device] = f"error: {exc}"
+    from ganrt.kinds.variants import candidates, choice_dict, fastest_variant
+
+    try:
+        variant = choice_dict(fastest_variant(name, threads=threads)) if "int8" in candidates(name) else None
+    except GanrtError as exc:
+        variant = {"error": str(exc)}
     text = CPUINFO.read_text(errors="replace") if CPUINFO.is_file() else ""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return DoctorReport(
@@ -170,4 +190,5 @@ def diagnose(*, model: str | None = None, threads: int | None = None) -> DoctorR
         picks=picks,
         check_model=name,
         precision=precision,
+        variant=variant,
     )
