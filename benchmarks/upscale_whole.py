@@ -7,7 +7,7 @@ In one process, interleaved rounds (``ganrt.tools.bench.measure``, one image per
   image, the float conversion and the uint8 rounding written by hand around it (what a user writes);
 - ``ganrt``: ``upscale(photo)`` as shipped (tiles from the default memory budget, run on the lanes);
 - ``ganrt-tile256``: ``upscale(photo, tile=256)`` (the old default tile side).
-Then each variant once more in a fresh process for its peak RSS (``ru_maxrss``), and a check that
+Then each variant once more in a fresh process for its peak RSS (sampled from /proc every 5 ms), and a check that
 ``ganrt``'s image equals the whole-image result (one tile, ``tile`` = the image side) byte for byte.
 The photo is scikit-image's astronaut resized with Pillow's bicubic to ``size`` x ``size``.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -54,13 +53,18 @@ def callables(model: str, threads: int) -> dict:
 
 
 def child(model: str, size: int, threads: int, variant: str) -> dict:
+    from ganrt.tools.bench import RssSampler
+
     img = photo(size)
     fns, _ = callables(model, threads)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sampler = RssSampler()  # /proc/self/statm every 5 ms: ru_maxrss survives exec, so a child would report its parent's
+    base = sampler.rss()
+    sampler.start()
     t0 = time.perf_counter()
     out = fns[variant](img)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = sampler.stop()
+    sampler.close()
     return {"variant": variant, "seconds": round(seconds, 2), "peak_rss_mb": round(peak / 2**20),
             "before_mb": round(base / 2**20), "output_mb": round(out.nbytes / 2**20)}
 
