@@ -28,6 +28,7 @@ def interpolate(model, seed, rows, steps, label, method, truncation, device, out
     """Walk the latent space between pairs of images: a grid PNG or an animated GIF."""
     check_png_or_gif(out, overwrite)
     gen = load_generator(model, device, None)
+    gen.check_batch(rows * steps, "an interpolation grid")  # every frame is held: the grid or GIF is written whole
     walks = []
     for r in range(rows):
         row_label = label if label is not None else (r % gen.num_classes if gen.num_classes else None)

@@ -85,8 +85,9 @@ def models():
 @click.command()
 @click.argument("model", default=DEFAULT_MODEL)
 @click.option("--batch-sizes", default="1,8,64,256", show_default=True, help="Comma-separated batch sizes to time.")
-@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True, help="Timing rounds; the median is reported.")
-@click.option("--seconds", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Minimum seconds per round.")
+@click.option("--rounds", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Timing rounds; the median is reported.")
+@click.option("--seconds", type=click.FloatRange(0.01, 3600), default=1.0, show_default=True, help="Minimum seconds per round.")
 @device_option
 @threads_option
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,

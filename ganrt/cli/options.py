@@ -9,7 +9,7 @@ import click
 
 from ganrt.core.errors import ImageError, OutputError
 from ganrt.core.run import set_default_timeout
-from ganrt.core.session import DEVICES
+from ganrt.core.session import DEVICES, MAX_THREADS
 from ganrt.io.images import DEFAULT_MAX_PIXELS, read_image
 from ganrt.kinds.generator import Generator, LabelCycle
 from ganrt.kinds.registry import load
@@ -19,7 +19,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 device_option = click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                               help="cuda never falls back to the CPU silently; auto picks CUDA when it works.")
-threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+threads_option = click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
                               help="onnxruntime threads (default: one per core).")
 timeout_option = click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=1e8), default=None,
                               expose_value=False, callback=lambda ctx, param, value: set_default_timeout(value),

@@ -45,6 +45,7 @@ _TIMEOUT = "_ganrt_timeout_s"  # a session's per-call time limit (an attribute o
 _calls: dict[Any, str] = {}  # RunOptions of the calls under way, in every thread -> "" or why they were stopped
 _calls_lock = threading.Lock()
 _stopping: list[str] = []  # once interrupted (in a CLI process), calls that start are stopped at once
+_watching: list[bool] = []  # watch_interrupts has run in this process
 
 
 _default_timeout: list[float | None] = [None]  # the CLI's --timeout: sessions without a limit of their own
@@ -89,8 +90,9 @@ def watch_interrupts() -> None:
     """Make Ctrl-C (SIGINT) stop onnxruntime calls under way, in any thread. Call from the main thread of a
     process that ends on KeyboardInterrupt (the CLI): the signal is written to a pipe that a watcher thread
     reads while onnxruntime holds the main thread; Python's KeyboardInterrupt follows when the call returns."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or _watching:
         return
+    _watching.append(True)  # once per process: a second CLI call in it (tests) keeps the first watcher
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)

@@ -16,6 +16,7 @@ from ganrt.core.schema import METADATA_KEY, ModelInfo
 # device name -> onnxruntime provider: the one list to extend for another execution provider
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 DEVICES = (*PROVIDERS, "auto")
+MAX_THREADS = 1024  # onnxruntime threads per session: more aborts the process (it tries to start them all)
 # cuDNN tries every convolution algorithm once per input shape and keeps the fastest (the first
 # batch of each size pays for the search; outputs then stay on the device until the final uint8 copy).
 _CUDA_OPTIONS = {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1"}
@@ -48,8 +49,8 @@ def _options(threads: int | None, spin: bool = True) -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only: warnings about unused initialisers are noise to users
     if threads is not None:
-        if int(threads) < 1:
-            raise ParameterError(f"threads must be >= 1 (or None for one per core), got {threads}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+            raise ParameterError(f"threads must be an integer in 1..{MAX_THREADS} (or None for one per core), got {threads!r}")
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     if not spin:
@@ -89,8 +90,9 @@ def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", thr
         )
     providers = _provider_list(device, available, cuda_graph=cuda_graph)
     model_arg = model if isinstance(model, bytes) else str(model)
+    options = _options(threads, spin)  # a bad thread count is its own error, not "not a valid ONNX model"
     try:
-        session = ort.InferenceSession(model_arg, sess_options=_options(threads, spin), providers=providers)
+        session = ort.InferenceSession(model_arg, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind types for every malformed file
         if device == "auto" and len(providers) > 1:
             return create_session(model, device="cpu", threads=threads, source=source, spin=spin)
@@ -106,8 +108,9 @@ def create_session(model: str | os.PathLike | bytes, *, device: str = "cpu", thr
 def provider_session(model: str | os.PathLike, provider: str, *, threads: int | None = None) -> Any:
     """A session on exactly ``provider`` (``doctor`` probes each one); ``DeviceError`` if it does not start."""
     ort = onnxruntime()
+    options = _options(threads)
     try:
-        session = ort.InferenceSession(str(model), sess_options=_options(threads), providers=[provider])
+        session = ort.InferenceSession(str(model), sess_options=options, providers=[provider])
     except Exception as exc:  # a provider's own pybind error: missing libraries, bad options
         raise DeviceError(f"{provider} did not start: {ort_reason(exc)}") from None
     if session.get_providers()[0] != provider:
