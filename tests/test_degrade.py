@@ -202,3 +202,17 @@ def test_sr_eval_scores_fixed_real_inputs_and_draws_the_side_by_side(sr4_path, t
         assert img.size == (5 * (2 * CROP_SIZE + 4) + 4, 5 * (2 * CROP_SIZE + 4) + 4)
     res = CliRunner().invoke(cli, [*args, "--degradation", "real"])
     assert res.exit_code != 0 and "fixed-real" in res.output
+
+
+def test_bundled_sr_x4_real_beats_bicubic_and_sr_x4_on_a_degraded_held_out_photo():
+    """A floor on one photo (the model card has all eleven): fails if a retrain regresses."""
+    import ganrt
+    from ganrt.evaluate.metrics import psnr_y
+    from ganrt.io.images import bicubic_resize
+
+    hr, lr = degrade_fixed("flower", load_photo("sklearn:flower"), 4)
+    real, plain = ganrt.load("sr-x4-real"), ganrt.load("sr-x4")
+    assert real.scale == 4 and "degradations" in real.info.description
+    bic = psnr_y(bicubic_resize(lr, (hr.shape[1], hr.shape[0])), hr, border=4)
+    got = psnr_y(real.upscale(lr), hr, border=4)
+    assert got > bic + 0.5 and got > psnr_y(plain.upscale(lr), hr, border=4) + 0.4  # card: +0.84 vs sr-x4's +0.10
