@@ -13,7 +13,7 @@ Each step is one function on (H, W, 3) uint8 (every intermediate image is 8-bit,
 is). Every random choice comes from the ``rng`` passed in, so a seed gives the same image.
 
 The ranges (``DegradeConfig``) are milder than Real-ESRGAN's (sigma of noise up to 15 instead of
-30, JPEG quality from 40 instead of 30, no sinc or plateau kernels): our x4 body is ~100x smaller
+30, JPEG quality from 40 instead of 30, no sinc or plateau kernels): our x4 body is far smaller
 than RRDBNet and has less capacity to spend on undoing heavy damage.
 
 ``degrade_fixed`` is the evaluation pipeline, with no random choices except the noise itself:
