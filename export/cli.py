@@ -167,7 +167,8 @@ def train_classifier_cmd(dataset, data_dir, limit, run_dir, resume, epochs, seed
 @click.option("--ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Decay of a moving average of the weights, which is evaluated and exported (0 = off).")
 @click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Every N epochs: PSNR/SSIM gain over bicubic on the five held-out photos, logged and kept in the history.")
+              help="Every N epochs: PSNR/SSIM gain over bicubic on the five held-out photos (their fixed-real inputs "
+                   "with --degradation real), logged and kept in the history.")
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="Use only the first N bundled training photos.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
