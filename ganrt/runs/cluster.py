@@ -288,8 +288,10 @@ class _Pool:
         return [a for a in self.actors if self.held[a] < _QUEUED_PER_WORKER]
 
     def stop(self) -> None:
+        """Kill every actor (once: a second call finds none)."""
         for actor in self.actors:
             self._ray.kill(actor, no_restart=True)
+        self.actors, self.pids, self.held = [], {}, {}
 
 
 def _cause(exc: BaseException) -> BaseException:
@@ -350,40 +352,44 @@ def generate_on_ray(
                                        upscaler=upscaler)
     ray = _ray()
     folder = Path(out)
-    # the folder's lock before Ray starts and before anything in it is read; held until the workers are stopped
-    with FolderLock(folder) as lock:
-        connected = connect(cluster.address, timeout_s=cluster.connect_timeout_s)
+    connected = connect(cluster.address, timeout_s=cluster.connect_timeout_s)
+    try:
+        threads = cluster.threads or 1
+        workers = _workers(ray, cluster, threads, header)
+        options = dict(num_cpus=threads, num_gpus=1 if cluster.device == "cuda" else 0, max_restarts=0, max_task_retries=0,
+                       max_concurrency=_QUEUED_PER_WORKER + 1)  # + 1: progress answers while shards run
+        actor_class = ray.remote(ShardWorker).options(**options)
+        model_ref = ray.put(ModelBytes.of(gen))
+        up_ref = None if upscaler is None else ray.put(ModelBytes.of(upscaler))
+        pool = _Pool(ray, lambda: actor_class.remote(model_ref, up_ref, device=cluster.device, threads=threads), workers)
         try:
-            threads = cluster.threads or 1
-            workers = _workers(ray, cluster, threads, header)
-            options = dict(num_cpus=threads, num_gpus=1 if cluster.device == "cuda" else 0, max_restarts=0, max_task_retries=0,
-                           max_concurrency=_QUEUED_PER_WORKER + 1)  # + 1: progress answers while shards run
-            actor_class = ray.remote(ShardWorker).options(**options)
-            model_ref = ray.put(ModelBytes.of(gen))
-            up_ref = None if upscaler is None else ray.put(ModelBytes.of(upscaler))
-            pool = _Pool(ray, lambda: actor_class.remote(model_ref, up_ref, device=cluster.device, threads=threads), workers)
-            try:
-                if len(pool.provenance) > 1:
-                    raise ClusterError(f"the workers run the model differently ({sorted(pool.provenance)}); one run needs one "
-                                       "provider and precision: pick --device cpu or cuda, not auto, on a mixed cluster")
-                (provider, precision), = pool.provenance
-                header = replace(header, provider=provider, precision=precision)  # what the workers run, not the driver
-                header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume, lock=lock)
+            if len(pool.provenance) > 1:
+                raise ClusterError(f"the workers run the model differently ({sorted(pool.provenance)}); one run needs one "
+                                   "provider and precision: pick --device cpu or cuda, not auto, on a mixed cluster")
+            (provider, precision), = pool.provenance
+            header = replace(header, provider=provider, precision=precision)  # what the workers run, not the driver
+            # the folder's lock before anything in it is read, held until the workers that write into it are stopped
+            # (taken here, not earlier: a pool that cannot start leaves the folder untouched)
+            with FolderLock(folder) as lock:
                 try:
-                    spec = RunSpec(str(folder.resolve()), header, stream_labels, int(seed), truncation, batch_size)
-                    shards = plan_shards(header, done=done, workers=workers, task_images=cluster.task_images,
-                                         batch_size=batch_size)
-                    failures = _run_shards(ray, pool, ray.put(spec), shards, journal, header, done=done,
-                                           max_attempts=cluster.max_attempts, on_progress=on_progress)
-                    remove_temporaries(folder)  # a killed worker's half-written file, never renamed into place
-                    manifest = journal.finish()
+                    header, journal, done = open_run(folder, header, overwrite=overwrite, resume=resume, lock=lock)
+                    try:
+                        spec = RunSpec(str(folder.resolve()), header, stream_labels, int(seed), truncation, batch_size)
+                        shards = plan_shards(header, done=done, workers=workers, task_images=cluster.task_images,
+                                             batch_size=batch_size)
+                        failures = _run_shards(ray, pool, ray.put(spec), shards, journal, header, done=done,
+                                               max_attempts=cluster.max_attempts, on_progress=on_progress)
+                        remove_temporaries(folder)  # a killed worker's half-written file, never renamed into place
+                        manifest = journal.finish()
+                    finally:
+                        journal.close()
                 finally:
-                    journal.close()
-            finally:
-                pool.stop()
+                    pool.stop()  # no worker writes into the folder once its lock is given back
         finally:
-            if connected:
-                ray.shutdown()
+            pool.stop()
+    finally:
+        if connected:
+            ray.shutdown()
     return ClusterResult(folder, manifest, header.n - done, done, workers=workers, failures=failures)
 
 
