@@ -32,11 +32,13 @@ DRAIN_S = 30  # SIGTERM: requests under way get this long to finish
 @click.option("--max-body", type=click.IntRange(min=1), default=MAX_BODY, show_default=True, help="Bytes of a request body.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Pixels of an image to upscale or translate.")
+@click.option("--lanes", type=click.IntRange(min=1), default=None,
+              help="Batches of one generator made at once (default: one per core, the generator's lanes).")
 @click.option("--api-key", default=None, help="Every API request needs the header Authorization: Bearer KEY.")
 @device_option
 @threads_option
 @click.option("--ceiling-route", is_flag=True, hidden=True, help="benchmarks/serve_load.py: GET /bench/fixed.png.")
-def serve(host, port, models, max_batch, max_wait_ms, max_queue, max_n, max_body, max_pixels, api_key, device, threads,
+def serve(host, port, models, max_batch, max_wait_ms, max_queue, max_n, max_body, max_pixels, lanes, api_key, device, threads,
           ceiling_route):
     """Serve models over HTTP: images, runs, upscales, a web page at /, the API's schema at /docs."""
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
@@ -48,7 +50,7 @@ def serve(host, port, models, max_batch, max_wait_ms, max_queue, max_n, max_body
     _Server = _server_class()
 
     config = ServeConfig(models=tuple(models) or (DEFAULT_MODEL,), max_batch=max_batch, max_wait_ms=max_wait_ms,
-                         max_queue=max_queue, max_n=max_n, max_body=max_body, max_pixels=max_pixels, api_key=api_key,
+                         max_queue=max_queue, max_n=max_n, max_body=max_body, max_pixels=max_pixels, lanes=lanes, api_key=api_key,
                          device=device, threads=threads, ceiling_route=ceiling_route)
     app = create_app(config)  # loads every model: a bad one fails before the port is bound
     sock = bind(host, port)

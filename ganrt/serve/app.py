@@ -107,12 +107,13 @@ def create_app(config: ServeConfig) -> Any:
     loaded = _Loaded(config)
     metrics = Metrics()
     generators = {n: m for n, m in loaded.models.items() if isinstance(m, Generator)}
-    lanes = sum(g.lanes for g in generators.values()) or 1
+    lanes = sum(config.lanes or g.lanes for g in generators.values()) or 1
     pool = ThreadPoolExecutor(lanes, thread_name_prefix="ganrt-serve-lane")
     heavy = ThreadPoolExecutor(1, thread_name_prefix="ganrt-serve-run")  # its calls use every core themselves
     heavy_waiting = [0]
     batchers = {n: Batcher(g, pool, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
-                           max_queue=config.max_queue, metrics=metrics, name=n) for n, g in generators.items()}
+                           max_queue=config.max_queue, metrics=metrics, name=n, lanes=config.lanes)
+                for n, g in generators.items()}
     metrics.gauges["ganrt_queue_length"] = ("Single images waiting in the dynamic batcher's queue.",
                                            lambda: {(n, ): b.waiting for n, b in batchers.items()})
     metrics.gauges["ganrt_heavy_waiting"] = ("Whole runs, upscales and translations running or waiting.",

@@ -48,13 +48,14 @@ class Batcher:
     """The queue and batching task of one generator. Start and stop it on the server's event loop."""
 
     def __init__(self, gen: Generator, pool: Executor, *, max_batch: int, max_wait_ms: float, max_queue: int,
-                 metrics: Metrics, name: str) -> None:
+                 metrics: Metrics, name: str, lanes: int | None = None) -> None:
         self.gen, self.name, self._pool, self._metrics = gen, name, pool, metrics
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_ms / 1000.0, max_queue
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future]] | None = None
         self._lanes: asyncio.Semaphore | None = None
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Future] = set()
+        self.lanes = lanes or gen.lanes  # batches in flight at once
 
     @property
     def waiting(self) -> int:
@@ -62,7 +63,7 @@ class Batcher:
 
     def start(self) -> None:
         self._queue = asyncio.Queue(self.max_queue)
-        self._lanes = asyncio.Semaphore(self.gen.lanes)  # batches in flight: one per lane
+        self._lanes = asyncio.Semaphore(self.lanes)  # batches in flight: one per lane
         self._arrived = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"ganrt-batcher-{self.name}")
 

@@ -30,6 +30,7 @@ class ServeConfig:
     api_key: str | None = None
     device: str = "cpu"
     threads: int | None = None
+    lanes: int | None = None  # batches of one generator in flight at once; None: one per lane of the generator
     ceiling_route: bool = False  # benchmarks/serve_load.py: GET /bench/fixed.png, one constant in-memory PNG
 
     def __post_init__(self) -> None:
@@ -41,5 +42,7 @@ class ServeConfig:
                 raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0 <= self.max_wait_ms <= 10_000:
             raise ParameterError(f"--max-wait-ms must be in 0..10000, got {self.max_wait_ms!r}")
+        if self.lanes is not None and (isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1):
+            raise ParameterError(f"--lanes must be an integer >= 1, got {self.lanes!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise ParameterError("--api-key must not be empty")

@@ -81,19 +81,24 @@ function drawWalk() {
   grid($("walk-grid"), Number($("gen-count").value), (i) => `/v1/models/${name}/walk/${a}/${b}/${i}.png${query({ t })}`);
 }
 
+// An upscaler: bicubic (left) beside the model (right); a translator: the input (left) beside its output.
 async function upscaleFile(file) {
   showError("");
   const name = encodeURIComponent($("up-model").value);
   const m = models.find((x) => x.served_as === $("up-model").value);
-  $("up-note").textContent = `${file.name}: upscaling x${m.scale}...`;
+  const translator = m.kind === "translator";
+  $("up-note").textContent = `${file.name}: ${translator ? "translating" : "upscaling x" + m.scale}...`;
   $("up-caption").textContent = $("up-model").value;
-  const send = (suffix) => api(`/v1/models/${name}/upscale${suffix}`, {
+  $("up-left-caption").textContent = translator ? "input" : "bicubic";
+  const send = (path) => api(`/v1/models/${name}/${path}`, {
     method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
   try {
-    const [bicubic, model] = await Promise.all([send("?resample=bicubic"), send("")]);
-    $("up-bicubic").src = URL.createObjectURL(await bicubic.blob());
+    const [left, model] = translator ? [file, await send("translate")]
+      : await Promise.all([send("upscale?resample=bicubic"), send("upscale")]);
+    $("up-bicubic").src = URL.createObjectURL(translator ? left : await left.blob());
     $("up-model-out").src = URL.createObjectURL(await model.blob());
-    $("up-note").textContent = `${file.name}: x${m.scale}, bicubic (left) and ${m.served_as} (right)`;
+    $("up-note").textContent = translator ? `${file.name}: input (left) and ${m.served_as} (right)`
+      : `${file.name}: x${m.scale}, bicubic (left) and ${m.served_as} (right)`;
   } catch (e) {
     $("up-note").textContent = "";
     showError(e.message);
@@ -108,10 +113,11 @@ async function start() {
     showError(e.message + (key() ? "" : " (enter the API key, then reload the models)"));
     return;
   }
-  const gens = models.filter((m) => m.kind === "generator"), ups = models.filter((m) => m.kind === "upscaler");
+  const gens = models.filter((m) => m.kind === "generator");
+  const ups = models.filter((m) => m.kind === "upscaler" || m.kind === "translator");
   $("status").textContent = models.map((m) => m.served_as + " (" + m.kind + ")").join(", ");
   gens.forEach((m) => option($("gen-model"), m.served_as, m.served_as));
-  ups.forEach((m) => option($("up-model"), m.served_as, m.served_as + " (x" + m.scale + ")"));
+  ups.forEach((m) => option($("up-model"), m.served_as, m.served_as + (m.kind === "translator" ? " (translator)" : " (x" + m.scale + ")")));
   $("generator").hidden = !gens.length;
   $("upscaler").hidden = !ups.length;
   if (gens.length) { fillClasses(); drawGrid(); }
