@@ -625,6 +625,111 @@ def spandrel_cmd(model, output, name, description, training_data, overwrite):
     _echo_adopted(output, report)
 
 
+@cli.command("cas")
+@click.option("--model", "models", multiple=True, default=("fashion-cgan", "fashion-cgan-int8"), show_default=True,
+              help="Conditional generator (name or .onnx); repeat for several.")
+@click.option("--variant", "variants", multiple=True, default=("plain",), show_default=True,
+              help="How samples are drawn: plain or e.g. truncation=1.5,keep=0.5,balanced=no (keep: the fraction kept "
+                   "per class by the filter classifier's confidence). Repeat for several; augmentation uses the first.")
+@click.option("--n", type=click.IntRange(min=1), default=60_000, show_default=True, help="Images per training set.")
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--width", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds 0..K-1 for every row.")
+@click.option("--first-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds FIRST..FIRST+K-1 instead (one part of a grid run in several processes; see cas-merge).")
+@click.option("--subsets", default="1000,5000", show_default=True, help="Real subset sizes for augmentation.")
+@click.option("--augment-n", type=click.IntRange(min=0), default=0, help="Synthetic images added to a subset (0 = --n).")
+@click.option("--match-steps/--same-epochs", default=True, show_default=True,
+              help="A subset alone gets the augmented set's number of steps (more epochs), or the same epochs.")
+@click.option("--parts", default="real,synthetic,augment", show_default=True,
+              help="Which rows: real, synthetic, augment (= alone: the subsets alone, and augmented: with synthetic images).")
+@click.option("--eval", "eval_on", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="test: the real test split; val: the last 10,000 training images (to choose variants without the test set).")
+@click.option("--dataset", type=click.Choice(["fashion-mnist", "idx", "digits"]), default="fashion-mnist", show_default=True)
+@click.option("--data-dir", default="", help="Folder of MNIST-family IDX files (default: Debian's Fashion-MNIST).")
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="Only the first N real train (and test) images (0 = all).")
+@click.option("--filter-classifier", default="fashion-classifier", show_default=True, help="Scores samples for keep < 1.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch and onnxruntime CPU threads.")
+@click.option("--budget-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Start no further seed that the last seed's time says would end after this (report the seeds done).")
+@click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Write the table here too.")
+@click.option("--overwrite", is_flag=True, help="Replace existing --json / --markdown files.")
+def cas_cmd(models, variants, n, epochs, width, batch_size, lr, seeds, first_seed, subsets, augment_n, match_steps, parts,
+            eval_on, dataset, data_dir, limit, filter_classifier, threads, budget_minutes, json_path, md_path, overwrite):
+    """The Classification Accuracy Score: train the classifier recipe on generated images, score on real ones."""
+    import json
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from ganrt.core.errors import OutputError
+    from ganrt.io.files import atomic_write
+
+    from .cas import CASConfig, Variant, report_markdown, run_cas
+
+    outputs = [Path(p) for p in (json_path, md_path) if p]
+    for out in outputs:
+        if out.exists() and not overwrite:
+            raise OutputError(f"{out} exists; pass --overwrite to replace it")
+        if not out.parent.is_dir():
+            raise OutputError(f"folder {out.parent} does not exist")
+    cfg = CASConfig(models=tuple(models), variants=tuple(Variant.parse(v) for v in variants), n=n, epochs=epochs,
+                    width=width, batch_size=batch_size, lr=lr, seeds=tuple(range(first_seed, first_seed + seeds)),
+                    subsets=_ints(subsets, "--subsets") or (), augment_n=augment_n, match_steps=match_steps,
+                    parts=tuple(p.strip() for p in parts.split(",") if p.strip()), eval=eval_on, dataset=dataset,
+                    data_dir=data_dir, filter_classifier=filter_classifier, limit=limit)
+    _threads(threads or 1)
+    command = "ganrt-export " + shlex.join(sys.argv[1:])
+    partial = Path(f"{json_path}.partial")  # the report so far, for a long run that is stopped; removed at the end
+
+    def save_partial(report) -> None:
+        atomic_write(partial, (json.dumps({**report, "command": command}, indent=1) + "\n").encode())
+
+    report = run_cas(cfg, log=lambda line: click.echo(line, err=True), on_report=save_partial,
+                     budget_s=budget_minutes * 60 if budget_minutes else None)
+    report["command"] = command
+    table = report_markdown(report)
+    atomic_write(json_path, (json.dumps(report, indent=1) + "\n").encode())
+    partial.unlink(missing_ok=True)
+    if md_path:
+        atomic_write(md_path, (table + "\n").encode())
+    click.echo(table)
+
+
+@cli.command("cas-merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False), help="Write the merged report here.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json file.")
+def cas_merge_cmd(reports, json_path, overwrite):
+    """One report from `ganrt-export cas` runs of the same grid on other seeds (e.g. --first-seed in parallel)."""
+    import json
+    from pathlib import Path
+
+    from ganrt.core.errors import OutputError
+    from ganrt.io.files import atomic_write
+
+    from .cas_table import merge_reports, report_markdown
+
+    out = Path(json_path)
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
+    parts = []
+    for path in reports:
+        try:
+            parts.append(json.loads(Path(path).read_text()))
+        except ValueError as exc:
+            raise click.BadParameter(f"{path} is not JSON: {exc}", param_hint="REPORTS") from None
+    try:
+        merged = merge_reports(parts)
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(f"cannot merge: {exc}") from None
+    atomic_write(out, (json.dumps(merged, indent=1) + "\n").encode())
+    click.echo(report_markdown(merged))
+
+
 def main() -> None:
     run(cli)
 

@@ -407,6 +407,43 @@ def evaluate_classifier(model: Classifier, data: Dataset, *, batch_size: int = 1
     return correct / len(data.labels)
 
 
+def classifier_epoch(model: Classifier, opt: torch.optim.Optimizer, train: Dataset, tcfg: TrainConfig, epoch: int,
+                     *, progress: bool = False) -> float:
+    """One epoch of the classifier recipe on ``train``; returns the mean loss.
+
+    The recipe: minibatches of ``tcfg.batch_size`` in an order seeded by (seed, epoch), random
+    horizontal flips, cross-entropy, a cosine learning-rate schedule over ``tcfg.epochs`` that is a
+    function of the epoch alone (so a resumed run and the Classification Accuracy Score's runs,
+    ``export/cas.py``, train exactly as ``train_classifier`` does).
+    """
+    torch.manual_seed(tcfg.seed * 1_000_003 + epoch)  # dropout
+    gen = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + epoch)
+    for group in opt.param_groups:
+        group["lr"] = tcfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / tcfg.epochs))
+    bs, n = tcfg.batch_size, len(train.labels)
+    iters = max(n // bs, 1)
+    perm = torch.randperm(n, generator=gen)
+    model.train()
+    total = 0.0
+    bar = _progress(iters, f"epoch {epoch + 1}/{tcfg.epochs}", progress)
+    for it in range(iters):
+        idx = perm[it * bs : (it + 1) * bs]
+        x = _to_float(train.images[idx])  # (b, C, S, S) in [-1, 1]
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        logits, _ = model.forward_float(x)
+        loss = nn.functional.cross_entropy(logits, train.labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item()
+        bar.update(1)
+        if it % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    return total / iters
+
+
 def train_classifier(
     cfg: ClassifierConfig,
     tcfg: TrainConfig,
@@ -428,36 +465,12 @@ def train_classifier(
         model.load_state_dict(ck.state["model"])
         opt.load_state_dict(ck.state["opt"])
         start, history, seconds = ck.epoch, ck.history, ck.train_seconds
-    bs, n = tcfg.batch_size, len(train.labels)
-    iters = max(n // bs, 1)
     for epoch in range(start, tcfg.epochs):
         t0 = time.perf_counter()
-        torch.manual_seed(tcfg.seed * 1_000_003 + epoch)  # dropout
-        gen = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + epoch)
-        for group in opt.param_groups:  # cosine schedule, a function of the epoch alone
-            group["lr"] = tcfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / tcfg.epochs))
-        perm = torch.randperm(n, generator=gen)
-        model.train()
-        total = 0.0
-        bar = _progress(iters, f"epoch {epoch + 1}/{tcfg.epochs}", progress)
-        for it in range(iters):
-            idx = perm[it * bs : (it + 1) * bs]
-            x = _to_float(train.images[idx])
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            logits, _ = model.forward_float(x)
-            loss = nn.functional.cross_entropy(logits, train.labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            bar.update(1)
-            if it % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        bar.close()
+        loss = classifier_epoch(model, opt, train, tcfg, epoch, progress=progress)
         acc = evaluate_classifier(model, test)
         seconds += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "loss": total / iters, "test_accuracy": acc, "seconds": seconds})
+        history.append({"epoch": epoch + 1, "loss": loss, "test_accuracy": acc, "seconds": seconds})
         if progress:
             print(f"epoch {epoch + 1}: test accuracy {acc:.4f}", flush=True)
         state = {"model": model.state_dict(), "opt": opt.state_dict()}
