@@ -126,15 +126,18 @@ def generate(model, n, seed, start, label, labels, truncation, batch_size, devic
 @click.option("--model", "-m", default=None, help="The run's model file, if not where the manifest says (its sha256 must match); "
               "a lone PNG names only a bundled model.")
 @click.option("--upscaler", default=None, help="The run's upscaler (--upscale), likewise.")
+@click.option("--source", type=click.Path(dir_okay=False), default=None,
+              help="For a PNG made by `ganrt translate`: the image it was translated from (its sha256 must match).")
 @click.option("--device", type=click.Choice(("cpu", "cuda", "tensorrt")), default=None,
               help="Default: the kind of device the run was made on.")
 @threads_option
 @timeout_option
-def replay(manifest, indices, model, upscaler, device, threads):
+def replay(manifest, indices, model, upscaler, source, device, threads):
     """Regenerate a run's images from MANIFEST (or its folder, or one PNG's text chunks) and check them bit for bit."""
     from ganrt.runs.replay import replay as replay_run
 
-    report = replay_run(manifest, indices=list(indices) or None, model=model, upscaler=upscaler, device=device, threads=threads)
+    report = replay_run(manifest, indices=list(indices) or None, model=model, upscaler=upscaler, device=device, threads=threads,
+                        source=source)
     click.echo(f"{report.manifest}: model {printable(report.model)} (sha256 {report.model_sha256[:12]}...), made on "
                f"{report.recorded_provider}, replayed on {report.provider}")
     shown = 0

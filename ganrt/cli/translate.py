@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
+import numpy as np
 
 from ganrt.cli.options import expand_inputs, image_folder_options, image_targets, make_folder
+from ganrt.core.model import file_sha256
 from ganrt.io.files import atomic_write
 from ganrt.io.images import pil_bytes, read_image
 from ganrt.kinds.registry import load
+from ganrt.runs.format import sha256_hex
+from ganrt.runs.replay import translation_text
 
 
 @click.command()
@@ -31,7 +35,9 @@ def translate(inputs, model, out, tile, overlap, max_pixels, device, threads, ov
             im = read_image(p, max_pixels=max_pixels)
             fit = tr.fit(im.height, im.width)
             result = tr.translate(im, tile=tile, overlap=overlap)
-            atomic_write(targets[p], pil_bytes(result))
+            # provenance for `ganrt replay OUT.png --source IN`: the source file's hash, the translator, the tiles
+            text = translation_text(tr, file_sha256(p), sha256_hex(np.asarray(result)), tile=tile, overlap=overlap)
+            atomic_write(targets[p], pil_bytes(result, text=text))
             if fit.how != "none":
                 fitted.append(f"{p.name}: {fit.describe()}")
     for line in fitted:

@@ -47,10 +47,19 @@ def to_pil(image: np.ndarray):
 
 
 
-def pil_bytes(image: Any, fmt: str = "PNG") -> bytes:
-    """A Pillow image's file bytes in ``fmt``: what ``ganrt upscale`` / ``translate`` write, and ``ganrt serve`` sends."""
+def pil_bytes(image: Any, fmt: str = "PNG", *, text: dict[str, str] | None = None) -> bytes:
+    """A Pillow image's file bytes in ``fmt``: what ``ganrt upscale`` / ``translate`` write, and ``ganrt serve`` sends;
+    ``text``: PNG text chunks (``ganrt translate``'s provenance)."""
     buf = io.BytesIO()
-    image.save(buf, format=fmt)
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+        image.save(buf, format=fmt, pnginfo=info)
+    else:
+        image.save(buf, format=fmt)
     return buf.getvalue()
 
 

@@ -69,17 +69,19 @@ def replay(
     device: str | None = None,
     threads: int | None = None,
     batch_size: int = 64,
+    source: str | os.PathLike | None = None,
 ) -> ReplayReport:
     """Regenerate images ``indices`` (default: all) of the run a manifest describes, and compare.
 
     ``model`` defaults to the one the manifest names (a bundled name or the file's path); it must
     have the recorded sha256 (``upscaler`` likewise, for a run made with ``--upscale``). A lone PNG
-    (``manifest`` ending in .png) names a bundled model or none: its text is never a path to open.
+    (``manifest`` ending in .png) names a bundled model or none: its text is never a path to open; a PNG made by
+    ``ganrt translate`` needs ``source``, the image it was translated from (its sha256 is checked).
     ``device`` defaults to the kind the run was made on.
     """
     path = manifest_path(manifest)
     if path.suffix.lower() == ".png":
-        return _replay_png(path, model=model, upscaler=upscaler, device=device, threads=threads)
+        return _replay_png(path, model=model, upscaler=upscaler, device=device, threads=threads, source=source)
     m = read_manifest(path, repair=True)  # what parses is replayed; the rest is among the problems
     header = m.header
     problems = verify_run(m)
@@ -213,8 +215,55 @@ def _png_model(path: Path, given, named: str, sha256: str, option: str):
                         f"read from a PNG is never opened: pass {option} with the model file (sha256 {sha256[:16]}...)")
 
 
-def _replay_png(path: Path, *, model, upscaler, device, threads) -> ReplayReport:
-    """One PNG alone, from its own text chunks (model name and sha256, seed, index, label, truncation)."""
+def translation_text(translator, source_sha256: str, image_sha256: str, *, tile: int | None,
+                     overlap: int | None) -> dict[str, str]:
+    """The text chunks ``ganrt translate`` writes into each PNG: what ``replay`` needs to translate the source
+    again (the translator's name and sha256, the source file's sha256, the tile settings) and the pixels' sha256."""
+    return {"translator": translator.name, "translator_sha256": translator.sha256, "source_sha256": source_sha256,
+            "tile": "" if tile is None else str(tile), "overlap": "" if overlap is None else str(overlap),
+            "provider": translator.provider, "image_sha256": image_sha256}
+
+
+def _replay_translation(path: Path, text: dict[str, str], *, model, source, device, threads) -> ReplayReport:
+    """A PNG ``ganrt translate`` wrote: its source (given, never a path from the PNG; its sha256 must match)
+    translated again with the recorded translator and tiles, compared with the recorded hash and the file."""
+    import hashlib
+
+    from ganrt.io.images import read_image
+
+    try:
+        name, sha256, want = text["translator"], text["translator_sha256"], text["source_sha256"]
+        tile = int(text["tile"]) if text.get("tile") else None
+        overlap = int(text["overlap"]) if text.get("overlap") else None
+        image_sha256, provider = text["image_sha256"], text.get("provider", "")
+    except (KeyError, ValueError) as exc:
+        raise ManifestError(f"{path}: its text chunks do not record a ganrt translation ({type(exc).__name__}: {exc})") from None
+    if source is None:
+        raise ManifestError(f"{path} is a translation: pass --source with the image it was made from "
+                            f"(sha256 {want[:16]}...); a path read from a PNG is never opened")
+    try:
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read --source {source}: {exc.strerror or exc}") from None
+    if hashlib.sha256(data).hexdigest() != want:
+        raise ManifestError(f"--source {source} has sha256 {hashlib.sha256(data).hexdigest()[:16]}..., {path} was "
+                            f"translated from {want[:16]}...: not its source")
+    tr = _load_recorded(_png_model(path, model, name, sha256, "--model"), sha256, provider, device, threads, kind="translator")
+    again = np.asarray(tr.translate(read_image(source), tile=tile, overlap=overlap))
+    reproduced = sha256_hex(again) == image_sha256
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            on_disk = "match" if np.array_equal(np.asarray(im), again) else "differs"
+    except Exception as exc:  # Pillow's many error types for a damaged file
+        on_disk = f"unreadable: {type(exc).__name__}"
+    return ReplayReport(path, tr.source, sha256, provider, tr.provider, (ReplayedImage(0, path.name, reproduced, on_disk),))
+
+
+def _replay_png(path: Path, *, model, upscaler, device, threads, source=None) -> ReplayReport:
+    """One PNG alone, from its own text chunks (model name and sha256, seed, index, label, truncation; or, for a
+    translation, the translator and the source's sha256: ``_replay_translation``)."""
     from PIL import Image
 
     try:
@@ -222,6 +271,8 @@ def _replay_png(path: Path, *, model, upscaler, device, threads) -> ReplayReport
             text = {k: v for k, v in im.info.items() if isinstance(k, str) and isinstance(v, str)}
     except Exception as exc:  # Pillow's many error types for a file that is not an image
         raise ManifestError(f"{path}: not a readable PNG ({type(exc).__name__})") from None
+    if "translator" in text:
+        return _replay_translation(path, text, model=model, source=source, device=device, threads=threads)
     try:
         seed, index = int(text["seed"]), int(text["index"])
         label = int(text["label"]) if text.get("label") else None
