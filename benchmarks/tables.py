@@ -103,6 +103,32 @@ def headline_table(data: dict[str, Any]) -> str:
     return f"images/s (× torch eager); {caption(data['machine'])}\n\n" + "\n".join(lines)
 
 
+PEER_BACKENDS = (("ort-naive", "onnxruntime by hand"), ("ganrt", "ganrt fp32"), ("ganrt-stream", "ganrt streaming"),
+                 ("ganrt-int8", "ganrt int8"), ("torch-compile", "torch.compile"), ("openvino-latency", "OpenVINO latency"),
+                 ("openvino-throughput", "OpenVINO throughput"))
+
+
+def peers_table(data: dict[str, Any]) -> str:
+    """A ``compare --int8 --compile --openvino`` run: every model and batch size measured, images/s of each
+    backend and, in brackets, its ratio to ganrt fp32 (below 1: slower than ganrt); labelled by the CPU's flags."""
+    rs = records(data)
+    by_key = {(r.model, r.batch_size, r.backend): r for r in rs}
+    head = ["model", "batch", "torch eager", *(label for _, label in PEER_BACKENDS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, batch in dict.fromkeys((r.model, r.batch_size) for r in rs):
+        ours = by_key.get((model, batch, "ganrt"))
+        row = [model, str(batch), rate(by_key[(model, batch, "torch")].images_per_s)]
+        for backend, _ in PEER_BACKENDS:
+            r = by_key.get((model, batch, backend))
+            row.append("–" if r is None else rate(r.images_per_s) if backend == "ganrt" or ours is None
+                       else f"{rate(r.images_per_s)} ({r.images_per_s / ours.images_per_s:.2f}×)")
+        lines.append("| " + " | ".join(row) + " |")
+    info = data["machine"]
+    flags = info.get("cpu_flags") or "unknown"
+    peers = f", OpenVINO {info['openvino']}" if "openvino" in info else ""
+    return (f"images/s (× ganrt fp32); CPU flags: {flags}{peers}; {caption(info)}\n\n" + "\n".join(lines))
+
+
 def end_to_end_table(data: dict[str, Any]) -> str:
     """``benchmarks.end_to_end --json``: ``ganrt generate``'s work against pure sampling; peak RSS of long runs."""
     runs = [(data["date"], data["command"], data["throughput"])]
@@ -136,6 +162,8 @@ def verbatim(text: str) -> str:
 TABLES: dict[str, Table] = {
     "headline": Table("README.md", "benchmarks/results/compare-cpu.json", headline_table),
     "compare-cpu": Table("docs/performance.md", "benchmarks/results/compare-cpu.json", compare_table),
+    "headline-avx2": Table("README.md", "benchmarks/results/compare-cpu-avx2.json", peers_table),
+    "compare-cpu-avx2": Table("docs/performance.md", "benchmarks/results/compare-cpu-avx2.json", compare_table),
     "compare-cpu-1thread": Table("docs/performance.md", "benchmarks/results/compare-cpu-1thread.json", compare_table),
     "int8-rewrites-cpu": Table("docs/performance.md", "benchmarks/results/int8-rewrites-cpu.json", per_thread_tables),
     "end-to-end-cpu": Table("docs/performance.md", "benchmarks/results/end-to-end-cpu.json", end_to_end_table),
