@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrt.tools.bench import Record, markdown_table
+from ganrt_export.cas_table import report_brief, report_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"^<!-- tables:(?P<name>[\w.-]+) (?P<kind>begin|end) -->$", re.MULTILINE)  # a line of its own
@@ -168,6 +169,9 @@ TABLES: dict[str, Table] = {
     "int8-rewrites-cpu": Table("docs/performance.md", "benchmarks/results/int8-rewrites-cpu.json", per_thread_tables),
     "end-to-end-cpu": Table("docs/performance.md", "benchmarks/results/end-to-end-cpu.json", end_to_end_table),
     "adversarial": Table("docs/evaluation.md", "docs/adversarial.md", verbatim),
+    "cas-fashion": Table("docs/evaluation.md", "benchmarks/results/cas-fashion.json", report_markdown),
+    "cas-augment": Table("docs/evaluation.md", "benchmarks/results/cas-augment.json", report_markdown),
+    "cas-readme": Table("README.md", "benchmarks/results/cas-fashion.json", report_brief),
 }
 
 

@@ -105,7 +105,8 @@ def test_cli_writes_the_report_and_refuses_bad_input_in_one_line(cgan_path, tmp_
     report = json.loads(out.read_text())
     assert report["format"] == "ganrt-cas-1" and [r["kind"] for r in report["rows"]] == ["real", "synthetic"]
     assert report["command"].startswith("ganrt-export cas --model")
-    assert (tmp_path / "cas.md").read_text().startswith("Scored on scikit-learn digits test split")
+    table = (tmp_path / "cas.md").read_text()
+    assert table.startswith("`ganrt-export cas --model") and "\n\nScored on scikit-learn digits test split" in table
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "exists; pass --overwrite" in again.stderr and "Traceback" not in again.stderr
