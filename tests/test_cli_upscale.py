@@ -97,10 +97,13 @@ def test_generate_then_upscale(cgan_path, sr2_path, tmp_path):
     assert got.shape == (64, 64) and im.text["upscaler"] == str(sr2_path.resolve())
     assert im.text["upscaler_sha256"] == api.load(sr2_path).sha256
     np.testing.assert_array_equal(got, expected[..., 0])
-    # provenance covers the upscaler: replay regenerates and upscales, from the manifest or one PNG
-    for args in ([tmp_path / "o"], [tmp_path / "o" / "000002.png", "--model", cgan_path]):
+    # provenance covers the upscaler: replay regenerates and upscales, from the manifest or one PNG; a lone PNG's
+    # text chunks never open a path, so the upscaler file is passed as the generator is
+    for args in ([tmp_path / "o"], [tmp_path / "o" / "000002.png", "--model", cgan_path, "--upscaler", sr2_path]):
         out = ganrt("replay", *args)
         assert out.returncode == 0, out.stdout + out.stderr
+    out = ganrt("replay", tmp_path / "o" / "000002.png", "--model", cgan_path)
+    assert out.returncode == 1 and "--upscaler" in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
 def test_memory_budget_option(sr4_path, tmp_path):
