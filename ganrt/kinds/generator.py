@@ -27,7 +27,7 @@ from ganrt.core.run import run_bound, run_session
 from ganrt.core.schema import MAX_NZ, ModelInfo, fixed_image_shape
 from ganrt.io.images import float_to_uint8
 from ganrt.kinds import tuning
-from ganrt.kinds.lanes import Lanes
+from ganrt.kinds.lanes import LaneModel, Lanes
 from ganrt.kinds.tuning import TUNE_CANDIDATES  # noqa: F401  (re-exported: the candidates a run may pick)
 
 DEFAULT_BATCH_SIZE = 64  # 64 latents -> 64 x 32x32 images: small working set, most of the throughput
@@ -86,7 +86,7 @@ def check_count(name: str, value: int, *, minimum: int = 1) -> int:
     return int(value)
 
 
-class Generator(Model):
+class Generator(LaneModel, Model):
     """A loaded generator. Stateless per call and thread-safe: one instance can serve many threads."""
 
     def __init__(self, session: Any, info: ModelInfo, *, source: str, path: Path | None = None, graphs: str | None = None,
@@ -124,16 +124,8 @@ class Generator(Model):
         use = lanes is not None and lanes[1] > 1 and self._uint8 and not graphs
         self._lanes = Lanes(lanes[0], lanes[1], output.name, source=source) if use else None
 
-    @property
-    def lanes(self) -> int:
-        """Concurrent single-threaded runs a stream or a large batch uses (1: none)."""
-        return self._lanes.count if self._lanes is not None else 1
-
     def close(self) -> None:
-        """Release the sessions and the lane threads; the generator cannot run afterwards. Idempotent."""
-        if self._lanes is not None:
-            self._lanes.close()
-            self._lanes = None
+        """Release the CUDA graphs, the lane threads and the sessions. Idempotent."""
         self._graphs = None
         super().close()
 

@@ -20,6 +20,25 @@ import numpy as np
 from ganrt.core.run import run_bound
 
 
+class LaneModel:
+    """What a model that runs on lanes adds to ``Model`` (put it first among the bases): ``lanes`` and a ``close``
+    that stops the lane threads before the sessions go. The model's ``__init__`` sets ``self._lanes``."""
+
+    _lanes: Lanes | None = None
+
+    @property
+    def lanes(self) -> int:
+        """Concurrent single-threaded runs a call may use (1: none, the multi-threaded session alone)."""
+        return self._lanes.count if self._lanes is not None else 1
+
+    def close(self) -> None:
+        """Release the lane threads, then the sessions; the model cannot run afterwards. Idempotent."""
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
+        super().close()  # type: ignore[misc]  # Model.close, next in the subclass's bases
+
+
 class Lanes:
     """``count`` lanes over ``session`` (single-threaded, uint8 output ``output``). Thread-safe."""
 

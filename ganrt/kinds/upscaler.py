@@ -17,7 +17,7 @@ from ganrt.core.kind import Kind, register
 from ganrt.core.run import run_session
 from ganrt.core.schema import ModelInfo
 from ganrt.io.images import bicubic_resize, eight_bit
-from ganrt.kinds.lanes import Lanes
+from ganrt.kinds.lanes import LaneModel, Lanes
 from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, bench_call, check_tile_options, exact_tiled, plan_tiles, tiled
 
 # Working memory for the tiles in flight (all lanes together), in MB, unless ``memory_budget`` says otherwise:
@@ -29,7 +29,7 @@ ASSUMED_WIDTH = 64
 BENCH_IMAGE_SIDE = 256  # ganrt bench times upscalers on 256x256 inputs
 
 
-class Upscaler(TiledModel):
+class Upscaler(LaneModel, TiledModel):
     """A loaded upscaler (``ganrt.load("sr-x4")``). Stateless per call and thread-safe."""
 
     takes = "one float (N, 3, H, W) input"
@@ -43,18 +43,6 @@ class Upscaler(TiledModel):
             raise ParameterError(f"CUDA graphs are for generators; '{source}' is an upscaler")
         super().__init__(session, info, source=source, path=path)
         self._lanes = Lanes(lanes[0], lanes[1], self._output, source=source) if lanes is not None and lanes[1] > 1 else None
-
-    @property
-    def lanes(self) -> int:
-        """Tiles run at once (1: one after another, on the multi-threaded session)."""
-        return self._lanes.count if self._lanes is not None else 1
-
-    def close(self) -> None:
-        """Release the sessions and the lane threads. Idempotent."""
-        if self._lanes is not None:
-            self._lanes.close()
-            self._lanes = None
-        super().close()
 
     @property
     def bytes_per_pixel(self) -> int:
