@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import click
 
@@ -26,10 +27,19 @@ def upscale(inputs, model, memory_budget, out, tile, overlap, max_pixels, device
     up.check_options(tile=tile, overlap=overlap, memory_budget=memory_budget)  # bad options fail before any work
     make_folder(out)
     show = sys.stderr.isatty() if progress is None else progress
-    with click.progressbar(paths, label="upscaling", file=sys.stderr, hidden=not show) as bar:
-        for p in bar:
+    # the bar counts tiles, not files: one large photo is many tiles (the headers say each image's size)
+    total = sum(up.tiles_for(*read_image(p, max_pixels=max_pixels, load=False).size[::-1], tile=tile, overlap=overlap,
+                             memory_budget=memory_budget) for p in paths)
+    lock = threading.Lock()  # tiles finish on the lane threads
+    with click.progressbar(length=total, label=f"upscaling {len(paths)} images: {total} tiles", file=sys.stderr,
+                           hidden=not show) as bar:
+        def on_tile(k: int) -> None:
+            with lock:
+                bar.update(k)
+
+        for p in paths:
             im = read_image(p, max_pixels=max_pixels)
-            result = up.upscale(im, tile=tile, overlap=overlap, memory_budget=memory_budget)
+            result = up.upscale(im, tile=tile, overlap=overlap, memory_budget=memory_budget, on_tile=on_tile)
             atomic_write(targets[p], pil_bytes(result))
     click.echo(f"{len(paths)} images upscaled x{up.scale} by {up.name} -> {out}")
 

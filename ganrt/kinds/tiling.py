@@ -37,6 +37,11 @@ def _starts(length: int, tile: int, overlap: int) -> list[int]:
     return list(range(0, length - tile, step)) + [length - tile]
 
 
+def tile_count(h: int, w: int, tile: tuple[int, int], overlap: int) -> int:
+    """How many tiles ``tiled`` / ``exact_tiled`` run for an (h, w) image (what a progress bar counts)."""
+    return len(_starts(h, min(tile[0], h), overlap)) * len(_starts(w, min(tile[1], w), overlap))
+
+
 def _ramp(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n) if n > 0 else np.zeros(0)
 
@@ -74,10 +79,11 @@ def check_tile_options(*, tile: int, overlap: int | None, batch_size: int, defau
 
 
 def tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, scale: int, channels: int, tile: int,
-          overlap: int, radius: int, batch_size: int) -> np.ndarray:
+          overlap: int, radius: int, batch_size: int, on_tile: Callable[[int], None] | None = None) -> np.ndarray:
     """(H, W, C_in) uint8 -> (H*scale, W*scale, channels) uint8 through ``run``, tiled and blended.
 
     ``run``: tiles (B, h, w, C_in) uint8 -> (B, channels, h*scale, w*scale) float in about [0, 1].
+    ``on_tile(k)``: called after each call with the number of tiles it made (a progress bar).
     """
     s = scale
     h, w = image.shape[:2]
@@ -113,6 +119,8 @@ def tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, scale: 
             for k, x in enumerate(cols):
                 weight = wy[r][:, None] * wx[b + k][None, :]  # (th*s, tw*s)
                 band[:, x * s : (x + tw) * s] += (up[k] * weight).transpose(1, 2, 0)
+            if on_tile is not None:
+                on_tile(len(cols))
     _emit(out, band, band_top, h * s, norm_y, norm_x)
     return out
 
@@ -145,7 +153,8 @@ def plan_tiles(h: int, w: int, *, overlap: int, max_pixels: int, lanes: int = 1)
 
 def exact_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, scale: int, channels: int,
                 tile: tuple[int, int], overlap: int, radius: int,
-                each: Callable[[Callable[[Any], None], list], None] | None = None) -> np.ndarray:
+                each: Callable[[Callable[[Any], None], list], None] | None = None,
+                on_tile: Callable[[int], None] | None = None) -> np.ndarray:
     """(H, W, C_in) uint8 -> (H*scale, W*scale, channels) uint8 through ``run``, tiles cut without blending.
 
     ``run``: one tile (h, w, C_in) uint8 -> (channels, h*scale, w*scale) float in about [0, 1] (the caller's
@@ -154,7 +163,8 @@ def exact_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, s
     at least ``radius`` input pixels inside that tile, so it is computed from exactly the input a whole-image
     run sees: the result equals the whole-image result byte for byte. No float band: each tile is rounded
     into the uint8 output at once. ``each(job, tiles)`` runs ``job(t)`` for every tile, possibly several at
-    once (the lanes); default one after another. Jobs write disjoint parts of the output.
+    once (the lanes); default one after another. Jobs write disjoint parts of the output. ``on_tile(1)`` is
+    called after each tile, from the thread that ran it (a progress bar; it must be thread-safe).
     """
     if overlap < 2 * radius:
         raise ParameterError(f"exact tiles need an overlap of at least 2 x the receptive radius ({2 * radius}), got {overlap}")
@@ -178,6 +188,8 @@ def exact_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, s
         np.rint(part, out=part)
         np.clip(part, 0, 255, out=part)
         out[y0 * s : y1 * s, x0 * s : x1 * s] = part.transpose(1, 2, 0)
+        if on_tile is not None:
+            on_tile(1)
 
     tiles = [(r, c) for r in range(len(ys)) for c in range(len(xs))]
     if each is None:

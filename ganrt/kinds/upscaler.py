@@ -7,6 +7,7 @@ model's receptive radius), run each batch of tiles (uint8 -> float [0, 1] -> the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from ganrt.core.run import run_session
 from ganrt.core.schema import ModelInfo
 from ganrt.io.images import bicubic_resize, eight_bit
 from ganrt.kinds.lanes import LaneModel, Lanes
-from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, bench_call, check_tile_options, exact_tiled, plan_tiles, tiled
+from ganrt.kinds.tiling import RAMP_PIXELS, TiledModel, bench_call, check_tile_options, exact_tiled, plan_tiles, tile_count, tiled
 
 # Working memory for the tiles in flight (all lanes together), in MB, unless ``memory_budget`` says otherwise:
 # fits a machine with a few GB free, and holds a whole 1024x1024 input of sr-x4 in two tiles (one per lane).
@@ -60,6 +61,15 @@ class Upscaler(LaneModel, TiledModel):
         _, overlap, _, budget = self.check_options(overlap=overlap, memory_budget=memory_budget)
         return self._plan(h, w, overlap, budget)
 
+    def tiles_for(self, h: int, w: int, *, tile: int | None = None, overlap: int | None = None,
+                  memory_budget: int | None = None) -> int:
+        """How many tiles ``upscale`` runs for an (h, w) image with these options (what ``on_tile`` counts)."""
+        tile, overlap, _, budget = self.check_options(tile=tile, overlap=overlap, memory_budget=memory_budget)
+        hw = self._plan(h, w, overlap, budget) if tile is None else (tile, tile)
+        if overlap < 2 * self.receptive_radius:  # blended tiles: square, the shorter side
+            hw = (min(hw), min(hw))
+        return tile_count(h, w, hw, overlap)
+
     def _plan(self, h: int, w: int, overlap: int, budget: int) -> tuple[int, int]:
         max_pixels = budget * 2**20 // (self.bytes_per_pixel * self.lanes)
         return plan_tiles(h, w, overlap=overlap, max_pixels=max_pixels, lanes=self.lanes)
@@ -74,7 +84,7 @@ class Upscaler(LaneModel, TiledModel):
 
     # -- public API -------------------------------------------------------------------------
     def upscale(self, image: Any, *, tile: int | None = None, overlap: int | None = None, batch_size: int | None = None,
-                memory_budget: int | None = None) -> Any:
+                memory_budget: int | None = None, on_tile: Callable[[int], None] | None = None) -> Any:
         """Upscale ``image`` by ``scale``; uint8 (H, W), (H, W, 1), (H, W, 3), (H, W, 4) or a Pillow image.
 
         Returns the same kind of value at scale x (a Pillow image for a Pillow image). Grayscale
@@ -84,8 +94,11 @@ class Upscaler(LaneModel, TiledModel):
         2 x receptive radius + 8, at most half a tile) of at least 2 x receptive radius keeps tiles exact:
         each output pixel then comes from one tile and equals the whole-image result byte for byte.
         A smaller overlap blends tiles (raised cosine, ``batch_size`` tiles per call): approximate.
+        ``on_tile(k)``: called as tiles finish, k at a time, possibly from the lane threads (a progress bar:
+        ``tiles_for`` gives the total; it must be thread-safe).
         """
-        opts = self.check_options(tile=tile, overlap=overlap, batch_size=batch_size, memory_budget=memory_budget)
+        opts = (*self.check_options(tile=tile, overlap=overlap, batch_size=batch_size, memory_budget=memory_budget),
+                on_tile)
         if hasattr(image, "getbands") and hasattr(image, "mode"):  # a Pillow image
             return self._upscale_pil(image, opts)
         arr = np.asarray(image)
@@ -137,8 +150,9 @@ class Upscaler(LaneModel, TiledModel):
 
         mode = im.mode
         if mode in ("L", "RGB", "RGBA"):
-            tile, overlap, batch_size, budget = opts
-            out = self.upscale(np.asarray(im), tile=tile, overlap=overlap, batch_size=batch_size, memory_budget=budget)
+            tile, overlap, batch_size, budget, on_tile = opts
+            out = self.upscale(np.asarray(im), tile=tile, overlap=overlap, batch_size=batch_size, memory_budget=budget,
+                               on_tile=on_tile)
             return Image.fromarray(out, mode=mode)
         if mode == "LA":
             la = np.asarray(im)
@@ -167,17 +181,17 @@ class Upscaler(LaneModel, TiledModel):
     def _rgb(self, rgb: np.ndarray, opts: tuple) -> np.ndarray:
         """(H, W, 3) uint8 -> (H*s, W*s, 3) uint8: exact tiles cut without blending, several at once on the
         lanes (one tile: the multi-threaded session); blended tiles when the overlap is below 2 x radius."""
-        tile, overlap, batch_size, budget = opts
+        tile, overlap, batch_size, budget, on_tile = opts
         h, w = rgb.shape[:2]
         hw = self._plan(h, w, overlap, budget) if tile is None else (tile, tile)
         if overlap < 2 * self.receptive_radius:
             return tiled(self._run, rgb, scale=self.scale, channels=3, tile=min(hw), overlap=overlap,
-                         radius=self.receptive_radius, batch_size=batch_size)
+                         radius=self.receptive_radius, batch_size=batch_size, on_tile=on_tile)
         lanes, session = self._lanes, self.session
         several = lanes is not None and (h > hw[0] or w > hw[1])
         return exact_tiled(lambda t: self._tile(lanes.session if several else session, t), rgb, scale=self.scale,
                            channels=3, tile=hw, overlap=overlap, radius=self.receptive_radius,
-                           each=lanes.each if several else None)
+                           each=lanes.each if several else None, on_tile=on_tile)
 
 
 def _check(info: ModelInfo) -> str | None:
