@@ -205,7 +205,7 @@ def test_sample_that_cannot_fit_fails_before_tuning_or_allocating(cgan):
 @pytest.mark.parametrize("command, says", [
     (["walk", "--steps", "100000000", "--out", "w.gif"], "a walk of 400,000,000 images needs"),
     (["walk", "--classes", "all", "--steps", "100000000", "--out", "w.gif"], "a class tour of 1,000,000,000 images needs"),
-    (["interpolate", "--steps", "1000000000", "--out", "i.png"], "an interpolation of 1,000,000,000 images needs"),
+    (["interpolate", "--steps", "1000000000", "--out", "i.png"], "an interpolation grid of 4,000,000,000 images needs"),
     (["arithmetic", "--a", "0", "--b", "1", "--c", "2", "--variations", "10000000", "--out", "a.png"],
      "an arithmetic grid 10,000,001 images wide needs"),
     (["bench", MODEL, "--batch-sizes", "1000000000", "--rounds", "1", "--seconds", "0.01"], "images needs"),
