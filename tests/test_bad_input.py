@@ -20,6 +20,7 @@ import ganrt
 from ganrt.core import latent
 from ganrt.core.errors import GanrtError, LabelError, ManifestError, ParameterError
 from ganrt.kinds.generator import LabelCycle
+from tests.signals import interruptible
 
 BIN = Path(sys.executable).parent
 MODEL = "fashion-cgan"  # bundled: 32x32x1, 10 classes, nz 100
@@ -467,7 +468,7 @@ def test_ctrl_c_stops_a_model_that_never_ends(loop_run, command):
     import time
 
     p = subprocess.Popen([str(BIN / "ganrt"), *NEVER_ENDING[command]], cwd=loop_run, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         time.sleep(4)  # loaded and inside the Loop by now (a Ctrl-C that came earlier would end it as well)
         assert p.poll() is None, p.communicate()

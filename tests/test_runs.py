@@ -23,6 +23,7 @@ from ganrt.core.errors import ManifestError, OutputError
 from ganrt.io.files import TMP_FILE
 from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
 from ganrt.runs.replay import replay
+from tests.signals import interruptible
 
 BIN = Path(sys.executable).parent
 
@@ -324,7 +325,7 @@ def wait_for_lines(path: Path, count: int, proc: subprocess.Popen) -> None:
 def test_kill_a_real_run_then_resume_it(cgan_path, tmp_path, sig):
     args = [str(BIN / "ganrt"), "generate", "--model", str(cgan_path), "-n", "1000", "--seed", "11", "--batch-size", "2",
             "--out", str(tmp_path / "run"), "--no-progress"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     wait_for_lines(tmp_path / "run" / JOURNAL, 20, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
