@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from ganrt.core.errors import MissingDependencyError, ParameterError
 from ganrt.runs.image_folder import class_folders
 from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
 from ganrt.runs.replay import replay
+from tests.signals import wait_for_lines
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the readers read local files only
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -109,15 +109,6 @@ def test_a_resumed_run_from_a_damaged_folder_ends_byte_identical(cgan, tmp_path,
     res = run(cgan, folder, fmt, resume=True, batch_size=3)
     assert 0 < res.reused < 23 and res.generated == 23 - res.reused
     assert snapshot(folder) == ref
-
-
-def wait_for_lines(path: Path, count: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if path.exists() and path.read_bytes().count(b"\n") > count:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"the run did not get {count} images in (exit code {proc.poll()})")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -23,7 +23,7 @@ from ganrt.core.errors import ManifestError, OutputError
 from ganrt.io.files import TMP_FILE
 from ganrt.runs.manifest import JOURNAL, MANIFEST, read_manifest
 from ganrt.runs.replay import replay
-from tests.signals import interruptible
+from tests.signals import interruptible, wait_for_lines
 
 BIN = Path(sys.executable).parent
 
@@ -310,15 +310,6 @@ def test_a_really_full_disk(cgan, tmp_path):
         assert snapshot(mnt / "run") == snapshot(ref)
     finally:
         subprocess.run(["umount", str(mnt)])
-
-
-def wait_for_lines(path: Path, count: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if path.exists() and path.read_bytes().count(b"\n") > count:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"the run did not get {count} images in (exit code {proc.poll()})")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
