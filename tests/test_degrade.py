@@ -3,15 +3,12 @@ seeded, the fixed evaluation pipeline is the issue's, and training on it never s
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the torch side needs the 'export' extra")
 
-from ganrt_export.data import WALLPAPER_PHOTOS, degrade, held_out_sources, load_photo  # noqa: E402
+from ganrt_export.data import degrade, held_out_sources, load_photo  # noqa: E402
 from ganrt_export.degrade import (  # noqa: E402
     DegradeConfig,
     DegradeError,
@@ -27,10 +24,7 @@ from ganrt_export.degrade import (  # noqa: E402
     poisson_noise,
     resize,
 )
-
-REAL_PHOTOS = Path(os.environ.get("GANRT_SR_PHOTOS", "/work/srdata/extracted"))
-needs_real = pytest.mark.skipif(not all((REAL_PHOTOS / p.package / p.path).is_file() for p in WALLPAPER_PHOTOS),
-                                reason=f"the wallpaper photos are not unpacked under {REAL_PHOTOS} (set GANRT_SR_PHOTOS)")
+from tests.test_sr_data import REAL_PHOTOS, needs_real  # where the unpacked wallpapers are; skip without them
 
 
 @pytest.fixture(scope="module")
