@@ -82,7 +82,9 @@ def _server_class():
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on (host, port); the port in use or the address not this machine's is one line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose proto says TCP. Without it a
+    # response written as headers then body waits for the client's delayed ACK: >= 40 ms a request (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
