@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganrt.core.run import run_errors, run_session
+from ganrt.core.run import GRAPH_ID_KEY, run_errors, run_session
 from ganrt.core.session import onnxruntime
 
 
@@ -47,7 +47,7 @@ class GraphRunner:
                     binding.bind_ortvalue_input(name, value)
                 binding.bind_ortvalue_output(self._output, output)
                 options = ort.RunOptions()
-                options.add_run_config_entry("gpu_graph_id", str(len(self._slots) + 1))  # 0 and -1 mean default / no capture
+                options.add_run_config_entry(GRAPH_ID_KEY, str(len(self._slots) + 1))  # 0 and -1 mean default / no capture
                 slot = self._slots[key] = SimpleNamespace(inputs=inputs, output=output, binding=binding, options=options,
                                                           lock=threading.Lock())
         return slot
@@ -56,7 +56,7 @@ class GraphRunner:
         """``session.run`` outside any graph (graph id -1: nothing captured or replayed), for calls whose
         inputs the slots do not bind (a generator's optional label_b / alpha)."""
         options = onnxruntime().RunOptions()
-        options.add_run_config_entry("gpu_graph_id", "-1")
+        options.add_run_config_entry(GRAPH_ID_KEY, "-1")
         return run_session(self._session, outputs, feeds, source=self._source, options=options)
 
     def run(self, feeds: dict[str, Any], out: Any) -> None:
