@@ -49,17 +49,26 @@ def to_pil(image: np.ndarray):
 
 def pil_bytes(image: Any, fmt: str = "PNG", *, text: dict[str, str] | None = None) -> bytes:
     """A Pillow image's file bytes in ``fmt``: what ``ganrt upscale`` / ``translate`` write, and ``ganrt serve`` sends;
-    ``text``: PNG text chunks (``ganrt translate``'s provenance)."""
+    ``text``: PNG text chunks (``ganrt translate``'s provenance). Grayscale and RGB PNGs go through ganrt's encoder
+    (``io.png.encode_png``: Z_RLE, 2-5x faster than Pillow's default above 64x64, deterministic); other modes
+    (RGBA, palette) through Pillow with the same zlib strategy."""
+    if fmt == "PNG" and image.mode in ("L", "RGB"):
+        from ganrt.io.png import encode_png
+
+        pixels = np.asarray(image)
+        return encode_png(pixels[..., None] if pixels.ndim == 2 else pixels, text=text)
     buf = io.BytesIO()
-    if text:
+    options: dict[str, Any] = {}
+    if fmt == "PNG":
+        import zlib
+
         from PIL.PngImagePlugin import PngInfo
 
         info = PngInfo()
-        for key, value in text.items():
+        for key, value in (text or {}).items():
             info.add_text(key, value)
-        image.save(buf, format=fmt, pnginfo=info)
-    else:
-        image.save(buf, format=fmt)
+        options = {"pnginfo": info, "compress_level": 6, "compress_type": zlib.Z_RLE}
+    image.save(buf, format=fmt, **options)
     return buf.getvalue()
 
 
