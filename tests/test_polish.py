@@ -84,6 +84,26 @@ def test_small_pngs_keep_their_bytes_and_large_ones_go_through_pillow_with_z_rle
     assert np.array_equal(image, big[0]) and text == {"model": "m", "note": "ü€"}
 
 
+def test_upscale_and_translate_output_goes_through_the_one_png_encoder(tmp_path):
+    """`ganrt upscale` writes what io.png.encode_png makes of the result (Z_RLE), not Pillow's default PNG."""
+    from ganrt.io.images import pil_bytes
+    from ganrt.io.png import encode_png
+
+    rng = np.random.default_rng(4)
+    photo = tmp_path / "in" / "p.png"
+    photo.parent.mkdir()
+    Image.fromarray((rng.integers(0, 40, (70, 90, 3)) + np.arange(90)[None, :, None] * 2).astype(np.uint8)).save(photo)
+    proc = ganrt_cli("upscale", photo, "-m", "sr-x2", "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    written = (tmp_path / "out" / "p.png").read_bytes()
+    pixels = np.asarray(ganrt.load("sr-x2").upscale(Image.open(photo)))
+    assert written == encode_png(pixels)
+    gray = Image.fromarray(pixels[..., 0])
+    assert pil_bytes(gray, text={"k": "v"}) == encode_png(pixels[..., :1], text={"k": "v"})
+    rgba = Image.fromarray(np.dstack([pixels, pixels[..., :1]]))
+    assert np.array_equal(np.asarray(Image.open(__import__("io").BytesIO(pil_bytes(rgba)))), np.asarray(rgba))
+
+
 def test_the_cli_repeats_a_short_label_list_and_the_api_refuses_it_and_both_say_so(tmp_path):
     out = ganrt_cli("generate", "-n", "5", "--labels", "0,Sneaker", "--out", tmp_path / "r")
     assert out.returncode == 0, out.stderr
