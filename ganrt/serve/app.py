@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import inspect
 import io
 import json
 import threading
@@ -144,7 +145,7 @@ def create_app(config: ServeConfig) -> Any:
 
     app = FastAPI(title="ganrt serve", version=__version__, lifespan=lifespan,
                   description="GAN generators, upscalers and translators over HTTP, with dynamic batching (torch-free: "
-                              "numpy + onnxruntime).")
+                              "numpy + onnxruntime).", **_NO_TELEMETRY)
     app.state.loaded, app.state.metrics, app.state.config = loaded, metrics, config
     app.state.batchers, app.state.pool = batchers, pool
 
@@ -369,6 +370,12 @@ def _image_to_image(model: Any, im: Any, resample: str | None, stop: threading.E
         im = im if im.mode in ("L", "RGB", "RGBA") else im.convert("RGBA" if "A" in im.getbands() else "RGB")
         return pil_bytes(im.resize((im.width * model.scale, im.height * model.scale), Image.BICUBIC))
     return pil_bytes(model.upscale(im))
+
+
+# FastAPI >= 0.16x traces and meters every request through OpenTelemetry when that is installed (Ray brings it): a
+# provider lookup and spans per request, ~5 % of the event loop's time per single image here. /metrics is ganrt's own.
+_NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                 if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
 # -- request helpers -----------------------------------------------------------------------------------------
