@@ -123,12 +123,15 @@ class Lanes:
 class Route:
     """Which way a call of batch size b runs fastest, measured on the calls themselves (no probe of its own).
 
-    The first ``TRIALS`` calls of each way at a size are interleaved and timed; afterwards the way with the
-    lowest median runs, and every ``RETRY`` calls at that size each way is timed ``TRIALS`` times again, so a
-    machine whose load changes gets a new choice. Why measured: at batch 1 the multi-threaded session was
-    1.2-1.6x one thread on a quiet 2-core VM, and 0.6-0.8x on the same VM shared with other work (its idle pool
-    thread spins against the caller's Python between calls; benchmarks/NOTES.md). Thread-safe; timings of
-    calls that overlap others count all the same (they are what the caller gets).
+    The ways at a size are timed one after another, in blocks: a way's first call after another way ran is not
+    timed (the switch's cost: a pool that slept wakes, one that spins steals the other way's cores), its next
+    ``TRIALS`` calls are. Then the way with the lowest median runs, and every ``RETRY`` calls at that size the
+    ways are timed again, so a machine whose load changes gets a new choice. Why measured: at batch 1 the
+    multi-threaded session was 1.2-1.6x one thread on a quiet 2-core VM, and 0.6-0.8x on the same VM shared
+    with other work (its idle pool thread spins against the caller's Python between calls; benchmarks/NOTES.md).
+    Why blocks: timed interleaved (threads, lane, threads, ...), every call paid the switch, and on a quiet VM
+    the route chose a way 1.3-1.5x slower than the best in 2 of 4 sizes. Thread-safe; timings of calls that
+    overlap others count all the same (they are what the caller gets).
     """
 
     TRIALS = 3
@@ -138,6 +141,7 @@ class Route:
         self._ways = ways
         self._lock = threading.Lock()
         self._times: dict[int, dict[str, list[float]]] = {}  # batch size -> way -> seconds of its timed calls
+        self._last: dict[int, str] = {}  # batch size -> the way its last trial call ran
         self._best: dict[int, str] = {}
         self._since: dict[int, int] = {}  # calls since the choice
 
@@ -150,12 +154,18 @@ class Route:
                     return best
                 del self._best[b]
                 self._times[b] = {}
+                self._last.pop(b, None)
             times = self._times.setdefault(b, {})
-            return min(self._ways(b), key=lambda way: len(times.get(way, ())))  # the least-timed way next
+            # the first way still short of TRIALS timings: one way's block of calls, then the next way's
+            ways = self._ways(b)
+            return next((w for w in ways if len(times.get(w, ())) < self.TRIALS), ways[0])  # ways[0]: calls racing the choice
 
     def record(self, b: int, way: str, seconds: float) -> None:
         with self._lock:
             if b in self._best:
+                return
+            if self._last.get(b) != way:  # the first call of a block: the switch, not the way
+                self._last[b] = way
                 return
             times = self._times.setdefault(b, {})
             times.setdefault(way, []).append(seconds)
