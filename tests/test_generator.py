@@ -228,18 +228,20 @@ def test_close_releases_sessions_and_lane_threads_and_a_closed_model_refuses_to_
         up.upscale(np.zeros((8, 8, 3), np.uint8))
 
 
-def test_route_times_each_way_in_a_block_and_not_the_switch():
+def test_route_times_each_way_in_blocks_and_not_the_switch():
     """A way's first call after another way ran pays the switch (a sleeping pool wakes); timed interleaved, the
-    threaded way looked slower than it is and lost. The route times blocks, leaving out each block's first call."""
+    threaded way looked slower than it is and lost. The route times rounds of short blocks, leaving out each
+    block's first call."""
     from ganrt.kinds.lanes import Route
 
     steady = {"threads": 1.0, "lane": 2.0}
     route, last, ran = Route(lambda b: ("threads", "lane")), None, []
-    for _ in range(2 * (Route.TRIALS + 1) + 5):
+    trial_calls = 2 * Route.TRIALS * Route.BLOCK
+    for _ in range(trial_calls + 5):
         way = route.pick(1)
         ran.append(way)
         route.record(1, way, steady[way] + (3.0 if way == "threads" and last == "lane" else 0.0))
         last = way
     assert route.chosen() == {1: "threads"}
-    assert ran[: 2 * (Route.TRIALS + 1)] == ["threads"] * (Route.TRIALS + 1) + ["lane"] * (Route.TRIALS + 1)
-    assert set(ran[2 * (Route.TRIALS + 1):]) == {"threads"}
+    assert ran[:trial_calls] == (["threads"] * Route.BLOCK + ["lane"] * Route.BLOCK) * Route.TRIALS
+    assert set(ran[trial_calls:]) == {"threads"}

@@ -123,25 +123,27 @@ class Lanes:
 class Route:
     """Which way a call of batch size b runs fastest, measured on the calls themselves (no probe of its own).
 
-    The ways at a size are timed one after another, in blocks: a way's first call after another way ran is not
-    timed (the switch's cost: a pool that slept wakes, one that spins steals the other way's cores), its next
-    ``TRIALS`` calls are. Then the way with the lowest median runs, and every ``RETRY`` calls at that size the
-    ways are timed again, so a machine whose load changes gets a new choice. Why measured: at batch 1 the
-    multi-threaded session was 1.2-1.6x one thread on a quiet 2-core VM, and 0.6-0.8x on the same VM shared
-    with other work (its idle pool thread spins against the caller's Python between calls; benchmarks/NOTES.md).
-    Why blocks: timed interleaved (threads, lane, threads, ...), every call paid the switch, and on a quiet VM
-    the route chose a way 1.3-1.5x slower than the best in 2 of 4 sizes. Thread-safe; timings of calls that
-    overlap others count all the same (they are what the caller gets).
+    The ways at a size are timed in rounds of short blocks: each way runs ``BLOCK`` calls in a row, of which the
+    first is not timed (the switch's cost: a pool that slept wakes, one that spins steals the other way's cores),
+    and the rounds repeat until every way has ``TRIALS`` timings, spread over the rounds so that a passing load
+    (another session's pool still spinning) hits every way alike. Then the way with the lowest median runs, and
+    every ``RETRY`` calls at that size the ways are timed again, so a machine whose load changes gets a new
+    choice. Why measured: at batch 1 the multi-threaded session was 1.2-1.6x one thread on a quiet 2-core VM,
+    and 0.6-0.8x on the same VM shared with other work (its idle pool thread spins against the caller's Python
+    between calls; benchmarks/NOTES.md). Why blocks: timed strictly interleaved, every call paid the switch, and
+    on a quiet VM the route chose a way 1.3-1.5x slower than the best in 2 of 4 sizes. Thread-safe; timings of
+    calls that overlap others count all the same (they are what the caller gets).
     """
 
-    TRIALS = 3
+    TRIALS = 5
+    BLOCK = 2
     RETRY = 2000
 
     def __init__(self, ways: Callable[[int], tuple[str, ...]]) -> None:
         self._ways = ways
         self._lock = threading.Lock()
         self._times: dict[int, dict[str, list[float]]] = {}  # batch size -> way -> seconds of its timed calls
-        self._last: dict[int, str] = {}  # batch size -> the way its last trial call ran
+        self._block: dict[int, list] = {}  # batch size -> [way, calls left in its block]
         self._best: dict[int, str] = {}
         self._since: dict[int, int] = {}  # calls since the choice
 
@@ -154,18 +156,20 @@ class Route:
                     return best
                 del self._best[b]
                 self._times[b] = {}
-                self._last.pop(b, None)
-            times = self._times.setdefault(b, {})
-            # the first way still short of TRIALS timings: one way's block of calls, then the next way's
-            ways = self._ways(b)
-            return next((w for w in ways if len(times.get(w, ())) < self.TRIALS), ways[0])  # ways[0]: calls racing the choice
+                self._block.pop(b, None)
+            block = self._block.get(b)
+            if block is None or block[1] <= 0:  # the next block: the least-timed way (in order on ties)
+                times = self._times.setdefault(b, {})
+                block = self._block[b] = [min(self._ways(b), key=lambda w: len(times.get(w, ()))), self.BLOCK]
+            block[1] -= 1
+            return block[0]
 
     def record(self, b: int, way: str, seconds: float) -> None:
         with self._lock:
             if b in self._best:
                 return
-            if self._last.get(b) != way:  # the first call of a block: the switch, not the way
-                self._last[b] = way
+            block = self._block.get(b)
+            if block is None or block[0] != way or block[1] == self.BLOCK - 1:  # a block's first call: the switch
                 return
             times = self._times.setdefault(b, {})
             times.setdefault(way, []).append(seconds)
