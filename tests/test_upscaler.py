@@ -163,6 +163,8 @@ def test_plan_tiles_fits_the_budget_and_keeps_lanes_busy():
 
     assert plan_tiles(1024, 1024, overlap=38, max_pixels=2_000_000, lanes=1) == (1024, 1024)  # fits whole
     assert plan_tiles(1024, 1024, overlap=38, max_pixels=2_000_000, lanes=2) == (1024, 531)  # one tile per lane
+    # small: two tiles would recompute 15 % of it; whole on the threaded session was faster (0.362 vs 0.413 s)
+    assert plan_tiles(256, 256, overlap=38, max_pixels=2_000_000, lanes=2) == (256, 256)
     for h, w, cap, lanes in [(3000, 4000, 700_000, 2), (777, 333, 50_000, 3), (256, 256, 10_000, 2)]:
         th, tw = plan_tiles(h, w, overlap=20, max_pixels=cap, lanes=lanes)
         assert th * tw <= cap and th <= h and tw <= w

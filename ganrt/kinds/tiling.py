@@ -125,11 +125,18 @@ def tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, scale: 
     return out
 
 
+# How well one call on the multi-threaded session uses the cores, against one single-threaded call per core
+# (sr-x4 on the 2-vCPU EPYC: 1024² whole 6.28 s vs two 1024x531 tiles on the lanes 5.77 s; 256² whole 0.362 s
+# vs two 256x147 tiles 0.413 s; both fit 0.9, benchmarks/NOTES.md).
+THREADED_EFFICIENCY = 0.9
+
+
 def plan_tiles(h: int, w: int, *, overlap: int, max_pixels: int, lanes: int = 1) -> tuple[int, int]:
     """(tile height, tile width) in input pixels for an (h, w) image: of the grids whose tiles have at most
     ``max_pixels`` pixels each (but at least 2 x overlap + 1 per side, so that tiles advance), the one whose
     busiest lane computes the fewest pixels when ``lanes`` tiles run at once -- few tiles (little overlap
-    recomputed), in a multiple of ``lanes`` (no lane idle at the end). Ties: fewer tiles."""
+    recomputed), in a multiple of ``lanes`` (no lane idle at the end). One whole tile runs on the threaded
+    session instead: it counts as its pixels over ``lanes x THREADED_EFFICIENCY``. Ties: fewer tiles."""
     def side(length: int, parts: int) -> int:
         return min(length, -(-(length + (parts - 1) * overlap) // parts))
 
@@ -145,7 +152,10 @@ def plan_tiles(h: int, w: int, *, overlap: int, max_pixels: int, lanes: int = 1)
                 break
             if th * tw > max_pixels and not (th <= floor and tw <= floor):
                 continue
-            cost = (-(-(ny * nx) // lanes) * th * tw, ny * nx)
+            if ny * nx == 1 and lanes > 1:  # one tile runs on the multi-threaded session: every core, less well used
+                cost = (th * tw / (lanes * THREADED_EFFICIENCY), 1)
+            else:
+                cost = (-(-(ny * nx) // lanes) * th * tw, ny * nx)
             if best is None or cost < best[0]:
                 best = (cost, (th, tw))
     return best[1] if best is not None else (min(h, floor), min(w, floor))
