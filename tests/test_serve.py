@@ -408,3 +408,14 @@ def test_accepted_connections_have_tcp_nodelay():
 
     asyncio.run(main())
     assert seen and seen[0] != 0
+
+
+def test_a_lone_request_does_not_wait_for_a_batch():
+    """With every lane idle the batcher sends what is waiting at once: --max-wait-ms (here 10 s) only applies while
+    another batch runs, so one client is not slowed by it; under load batches still merge (the test above)."""
+    with Running(ServeConfig(models=(MODEL,), max_batch=64, max_wait_ms=10_000)) as s:
+        started = time.monotonic()
+        for i in range(3):
+            status, _, _ = s.get(f"{IMG}/0/{i}.png", timeout=60)
+            assert status == 200
+        assert time.monotonic() - started < 8, "a request waited out --max-wait-ms with no other batch running"

@@ -1,9 +1,9 @@
 """Dynamic batching: concurrent requests for single images of one generator merged into one onnxruntime call.
 
 A request puts (seed, index, label, truncation) on its model's bounded queue and awaits a future. One task per
-model takes the first waiting image, then more for at most ``max_wait_ms`` or until ``max_batch``, and hands the
-batch to a worker thread: latents (``Generator.inputs_at``), one ``render`` on one single-threaded lane session,
-then the PNGs (``runs.png_files.run_pngs``, the encoder of ``ganrt generate``). As many batches run at once as
+model takes the first waiting image, then more for at most ``max_wait_ms`` (while another batch runs; with every
+lane idle, what is waiting goes at once) or until ``max_batch``, and hands the batch to a worker thread: latents
+(``Generator.inputs_at``), one ``render`` on one single-threaded lane session, then the PNGs (``runs.png_files.run_pngs``, the encoder of ``ganrt generate``). As many batches run at once as
 the generator has lanes (one per core), so inference and encoding use every core and never the event loop.
 While every lane is busy the queue keeps filling, so batches grow with the load. Image i depends only on
 (seed, i, label, truncation), never on the batch it is made in: batched and unbatched replies are the same bytes.
@@ -93,7 +93,10 @@ class Batcher:
         while True:
             await self._lanes.acquire()  # a lane is free; while none is, the queue fills and the next batch grows
             batch = [await queue.get()]
-            deadline = loop.time() + self.max_wait_s
+            # wait for more only while another batch runs: with every lane idle nothing is gained by waiting (one
+            # client: --max-wait-ms was added to every request), and under load the lanes are busy, so batches grow
+            idle = len(self._running) == 0
+            deadline = loop.time() + (0.0 if idle else self.max_wait_s)
             while len(batch) < self.max_batch:
                 if not queue.empty():
                     batch.append(queue.get_nowait())
