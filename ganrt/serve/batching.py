@@ -3,8 +3,9 @@
 A request puts (seed, index, label, truncation) on its model's bounded queue and awaits a future. One task per
 model takes the first waiting image, then more for at most ``max_wait_ms`` (while another batch runs; with every
 lane idle, what is waiting goes at once) or until ``max_batch``, and hands the batch to a worker thread: latents
-(``Generator.inputs_at``), one ``render`` on one single-threaded lane session, then the PNGs (``runs.png_files.run_pngs``, the encoder of ``ganrt generate``). As many batches run at once as
-the generator has lanes (one per core), so inference and encoding use every core and never the event loop.
+(``Generator.inputs_at``), one ``render`` on one single-threaded lane session, then the PNGs
+(``runs.png_files.run_pngs``, the encoder of ``ganrt generate``). As many batches run at once as the generator
+has lanes (one per core), so inference and encoding use every core and never the event loop.
 While every lane is busy the queue keeps filling, so batches grow with the load. Image i depends only on
 (seed, i, label, truncation), never on the batch it is made in: batched and unbatched replies are the same bytes.
 """
