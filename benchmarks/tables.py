@@ -171,7 +171,9 @@ TABLES: dict[str, Table] = {
     "adversarial": Table("docs/evaluation.md", "docs/adversarial.md", verbatim),
     "cas-fashion": Table("docs/evaluation.md", "benchmarks/results/cas-fashion.json", report_markdown),
     "cas-augment": Table("docs/evaluation.md", "benchmarks/results/cas-augment.json", report_markdown),
-    "cas-readme": Table("README.md", "benchmarks/results/cas-fashion.json", report_brief),
+    "cas-fashion-60k": Table("docs/evaluation.md", "benchmarks/results/cas-fashion-60k.json", report_markdown),
+    "cas-val-60k": Table("docs/evaluation.md", "benchmarks/results/cas-val-60k.json", report_markdown),
+    "cas-readme": Table("README.md", "benchmarks/results/cas-fashion-60k.json", report_brief),
 }
 
 
