@@ -8,6 +8,7 @@ import os
 import struct
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -115,11 +116,18 @@ PILLOW_FROM_BYTES = 256 * 256
 
 
 def _encode_pillow(image: np.ndarray, text: dict[str, str] | None) -> bytes:
-    """One (H, W, 1|3) image through Pillow with Z_RLE, ``text`` as tEXt (Latin-1) or iTXt chunks; no other
+    """One (H, W, 1|3) image through Pillow with Z_RLE (``pillow_png``)."""
+    from PIL import Image
+
+    return pillow_png(Image.fromarray(image[..., 0] if image.shape[2] == 1 else image), text)
+
+
+def pillow_png(image: Any, text: dict[str, str] | None = None) -> bytes:
+    """A Pillow image of any mode as PNG with Z_RLE, ``text`` as tEXt (Latin-1) or iTXt chunks; no other
     chunks, so the bytes depend only on the image, the text, Pillow and zlib."""
     import io
 
-    from PIL import Image, PngImagePlugin
+    from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
@@ -129,8 +137,7 @@ def _encode_pillow(image: np.ndarray, text: dict[str, str] | None) -> bytes:
         except UnicodeEncodeError:
             info.add_itxt(key, value)
     buf = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(
-        buf, format="PNG", compress_level=6, compress_type=zlib.Z_RLE, pnginfo=info)
+    image.save(buf, format="PNG", compress_level=6, compress_type=zlib.Z_RLE, pnginfo=info)
     return buf.getvalue()
 
 

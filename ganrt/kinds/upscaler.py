@@ -65,10 +65,13 @@ class Upscaler(LaneModel, TiledModel):
                   memory_budget: int | None = None) -> int:
         """How many tiles ``upscale`` runs for an (h, w) image with these options (what ``on_tile`` counts)."""
         tile, overlap, _, budget = self.check_options(tile=tile, overlap=overlap, memory_budget=memory_budget)
+        return tile_count(h, w, self._grid(h, w, tile, overlap, budget), overlap)
+
+    def _grid(self, h: int, w: int, tile: int | None, overlap: int, budget: int) -> tuple[int, int]:
+        """The (height, width) of the tiles ``upscale`` cuts an (h, w) image into: planned from the budget unless
+        ``tile`` is given; square (the shorter side) when blended, i.e. the overlap is below 2 x radius."""
         hw = self._plan(h, w, overlap, budget) if tile is None else (tile, tile)
-        if overlap < 2 * self.receptive_radius:  # blended tiles: square, the shorter side
-            hw = (min(hw), min(hw))
-        return tile_count(h, w, hw, overlap)
+        return hw if overlap >= 2 * self.receptive_radius else (min(hw), min(hw))
 
     def _plan(self, h: int, w: int, overlap: int, budget: int) -> tuple[int, int]:
         max_pixels = budget * 2**20 // (self.bytes_per_pixel * self.lanes)
@@ -183,9 +186,9 @@ class Upscaler(LaneModel, TiledModel):
         lanes (one tile: the multi-threaded session); blended tiles when the overlap is below 2 x radius."""
         tile, overlap, batch_size, budget, on_tile = opts
         h, w = rgb.shape[:2]
-        hw = self._plan(h, w, overlap, budget) if tile is None else (tile, tile)
+        hw = self._grid(h, w, tile, overlap, budget)
         if overlap < 2 * self.receptive_radius:
-            return tiled(self._run, rgb, scale=self.scale, channels=3, tile=min(hw), overlap=overlap,
+            return tiled(self._run, rgb, scale=self.scale, channels=3, tile=hw[0], overlap=overlap,
                          radius=self.receptive_radius, batch_size=batch_size, on_tile=on_tile)
         lanes, session = self._lanes, self.session
         several = lanes is not None and (h > hw[0] or w > hw[1])

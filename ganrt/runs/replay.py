@@ -228,6 +228,7 @@ def _replay_translation(path: Path, text: dict[str, str], *, model, source, devi
     """A PNG ``ganrt translate`` wrote: its source (given, never a path from the PNG; its sha256 must match)
     translated again with the recorded translator and tiles, compared with the recorded hash and the file."""
     import hashlib
+    import io
 
     from ganrt.io.images import read_image
 
@@ -245,11 +246,13 @@ def _replay_translation(path: Path, text: dict[str, str], *, model, source, devi
         data = Path(source).read_bytes()
     except OSError as exc:
         raise ManifestError(f"cannot read --source {source}: {exc.strerror or exc}") from None
-    if hashlib.sha256(data).hexdigest() != want:
-        raise ManifestError(f"--source {source} has sha256 {hashlib.sha256(data).hexdigest()[:16]}..., {path} was "
-                            f"translated from {want[:16]}...: not its source")
+    got = hashlib.sha256(data).hexdigest()
+    if got != want:
+        raise ManifestError(f"--source {source} has sha256 {got[:16]}..., {path} was translated from {want[:16]}...: "
+                            "not its source")
     tr = _load_recorded(_png_model(path, model, name, sha256, "--model"), sha256, provider, device, threads, kind="translator")
-    again = np.asarray(tr.translate(read_image(source), tile=tile, overlap=overlap))
+    # the bytes just hashed, decoded: the file is read once, and what is translated is what was checked
+    again = np.asarray(tr.translate(read_image(io.BytesIO(data), name=str(source)), tile=tile, overlap=overlap))
     reproduced = sha256_hex(again) == image_sha256
     try:
         from PIL import Image
