@@ -345,14 +345,10 @@ def _translator_photo(side: int) -> np.ndarray:
 
 def cpu_flags() -> str:
     """The CPU's vector features that decide int8 and fp32 speed, e.g. ``avx2`` or ``avx2 avx512f avx512_vnni``
-    (from /proc/cpuinfo; empty elsewhere): tables are labelled by them."""
-    import re
+    (``ganrt.kinds.variants.cpu_flags``; empty where unknown): tables are labelled by them."""
+    from benchmarks.end_to_end import cpu_flags as flags
 
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    return " ".join(sorted(set(re.findall(r"\b(avx2|avx512[a-z_0-9]*|avx_vnni|amx[a-z_0-9]*)\b", text))))
+    return " ".join(flags())
 
 
 def openvino_models(path: Path, threads: int) -> dict:

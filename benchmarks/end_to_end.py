@@ -66,14 +66,11 @@ def folder_bytes(folder: Path) -> tuple[int, int]:
 
 
 def cpu_flags() -> list[str]:
-    """The SIMD features onnxruntime's kernels pick from (what the house records with every speed)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    import re
+    """The SIMD features onnxruntime's kernels pick from (what the house records with every speed): the runtime's
+    own reading (``ganrt.kinds.variants.cpu_flags``), as a list."""
+    from ganrt.kinds.variants import cpu_flags as runtime_flags
 
-    return sorted(set(re.findall(r"\b(avx512[a-z_0-9]*|avx2|avx_vnni|vnni)\b", text)))
+    return [f for f in runtime_flags().split() if f not in ("none", "unknown")]
 
 
 def throughput(model: str, n: int, rounds: int, threads: int | None, batch_size: int | None,

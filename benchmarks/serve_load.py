@@ -42,9 +42,9 @@ def rss_mb(pid: int) -> float:
 
 
 def cpu_flags() -> list[str]:
-    with open("/proc/cpuinfo") as f:
-        text = f.read()
-    return sorted(set(re.findall(r"\b(avx512[a-z_]*|avx2|avx_vnni|vnni)\b", text)))
+    from benchmarks.end_to_end import cpu_flags as flags  # one reading of /proc/cpuinfo for every benchmark
+
+    return flags()
 
 
 class Server:
