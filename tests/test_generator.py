@@ -245,3 +245,27 @@ def test_route_times_each_way_in_blocks_and_not_the_switch():
     assert route.chosen() == {1: "threads"}
     assert ran[:trial_calls] == (["threads"] * Route.BLOCK + ["lane"] * Route.BLOCK) * Route.TRIALS
     assert set(ran[trial_calls:]) == {"threads"}
+
+
+@pytest.mark.parametrize(("lane_seconds", "chosen"), [(0.95, "threads"), (0.85, "lane")])
+def test_route_leaves_the_first_way_only_for_a_clear_gain(lane_seconds, chosen):
+    """Within ``MARGIN`` of the first way (threads) another way's lower median is noise of a few calls: the route
+    keeps threads; a way faster by more than the margin is chosen."""
+    from ganrt.kinds.lanes import Route
+
+    assert Route.MARGIN == 0.1
+    route = Route(lambda b: ("threads", "lane"))
+    for _ in range(2 * Route.TRIALS * Route.BLOCK):
+        way = route.pick(1)
+        route.record(1, way, 1.0 if way == "threads" else lane_seconds)
+    assert route.chosen() == {1: chosen}
+
+
+def test_small_outputs_copied_from_a_plain_run_equal_bound_ones(monkeypatch):
+    """Batches under ``BIND_MIN_BYTES`` run without IO binding (cheaper at batch 1): the same bytes either way."""
+    from ganrt.core import run
+
+    g = ganrt.load("fashion-cgan", lanes=1)
+    small = g.sample(3, seed=4, batch_size=1)
+    monkeypatch.setattr(run, "BIND_MIN_BYTES", 0)
+    np.testing.assert_array_equal(small, g.sample(3, seed=4, batch_size=1))

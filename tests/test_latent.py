@@ -80,3 +80,14 @@ def test_vector_arithmetic_projects_to_the_prior():
     assert out.shape == (16,)
     np.testing.assert_allclose(np.linalg.norm(out), 4.0, rtol=1e-5)
     np.testing.assert_allclose(latent.arithmetic(a, b, c, prior="normal"), a - b + c, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, -1, latent.MIN_SEED, latent.MAX_SEED, 987654321])
+def test_keys_of_a_few_indices_hashed_in_python_match_the_vectorised_hash(seed, monkeypatch):
+    """Up to ``_FEW`` indices are hashed in Python ints (batch-1 calls); the bits must be numpy's."""
+    cases = [[0], [latent.INDEX_LIMIT - 1], [5, 7], [0, 1, 2, 3], [1 << 62, 3, 9]]
+    fast = [latent._keys(seed, np.array(c, np.int64)) for c in cases]
+    monkeypatch.setattr(latent, "_FEW", 0)
+    for c, keys in zip(cases, fast):
+        assert keys.dtype == np.uint64
+        np.testing.assert_array_equal(keys, latent._keys(seed, np.array(c, np.int64)))

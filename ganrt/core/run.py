@@ -165,13 +165,28 @@ def run_session(session: Any, outputs: list[str] | None, feeds: dict[str, Any], 
         return session.run(outputs, feeds, run_options)
 
 
+# Below this many output bytes a plain ``session.run`` and one copy into ``out`` beat IO binding: building a
+# binding (three bind calls and its own C++ object) cost ~40 us more than the copy of a batch-1 fashion-cgan
+# image, ~10 % of the call, and the same at batch 8 / 64 (benchmarks/NOTES.md, 2026-12-02). Larger outputs
+# are bound: no second copy of a batch that may be most of the machine's memory.
+BIND_MIN_BYTES = 1 << 20
+
+
 def run_bound(session: Any, feeds: dict[str, Any], output: str, out: Any, *, source: str) -> None:
     """Run with IO binding: onnxruntime writes ``output`` straight into the C-contiguous numpy array
-    ``out`` (on CUDA: one copy to the host, of the final uint8 images). Errors as in ``run_session``."""
+    ``out`` (on CUDA: one copy to the host, of the final uint8 images); an output under ``BIND_MIN_BYTES``
+    is copied in from a plain run instead (the same bytes). Errors as in ``run_session``."""
     import numpy as np
 
     if not out.flags.c_contiguous:
         raise ValueError("run_bound needs a C-contiguous output array")
+    if out.nbytes < BIND_MIN_BYTES:
+        with _call(session, source) as run_options:
+            (y,) = session.run([output], feeds, run_options)
+        if y.shape != out.shape or y.dtype != out.dtype:  # what binding's fixed buffer would have refused
+            raise InferenceError(f"{source}: the model returned {y.dtype} {y.shape}, expected {out.dtype} {out.shape}")
+        out[...] = y
+        return
     with _call(session, source) as run_options:
         binding = session.io_binding()  # one per call: a binding holds per-call state, the session does not
         for name, value in feeds.items():

@@ -8,6 +8,7 @@ threads and how a run is split (``start``) cannot change an image.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -382,7 +383,7 @@ class Generator(LaneModel, Model):
         """``n`` images as (n, H, W, C) uint8; see ``iter_batches`` for the arguments. The whole result is one
         array: n that cannot fit in memory is a ``ParameterError`` at once (``iter_batches`` streams any n)."""
         n = check_count("n", n)
-        check_fits(n * int(np.prod(self.image_shape)), f"sample({n:,}) of {'x'.join(map(str, self.image_shape))} images",
+        check_fits(n * math.prod(self.image_shape), f"sample({n:,}) of {'x'.join(map(str, self.image_shape))} images",
                    hint="stream them with iter_batches or generate_run (memory bounded by the batch)")
         run = self._checked(n, labels, batch_size, start, truncation, seed)
         out = np.empty((run[0], *self.image_shape), dtype=np.uint8)
