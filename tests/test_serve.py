@@ -106,6 +106,25 @@ def test_etag_answers_304_and_differs_per_image(server):
     assert other != headers["etag"]
 
 
+@pytest.mark.parametrize("query", ["", "?label=Sneaker&truncation=0.7", "?label=3"])
+def test_the_fast_image_path_answers_as_the_declared_route(server, query):
+    """A well-formed image GET is answered in the ASGI layer, without FastAPI's routing; a query key FastAPI ignores
+    (``x``) sends the same request through the declared route. Same status, bytes, ETag and cache headers; both
+    counted under the route's name; 304 either way."""
+    path = f"{IMG}/4/{len(query)}.png{query}"
+    before = server.metric("ganrt_requests_total", route="/v1/models/{name}/images/{seed}/{index}.png", method="GET",
+                           status="200")
+    fast = server.get(path)
+    routed = server.get(path + ("&" if query else "?") + "x=1")
+    assert fast[0] == routed[0] == 200 and fast[2] == routed[2]
+    for key in ("content-type", "content-length", "etag", "cache-control"):
+        assert fast[1][key] == routed[1][key], key
+    assert server.metric("ganrt_requests_total", route="/v1/models/{name}/images/{seed}/{index}.png", method="GET",
+                         status="200") == before + 2
+    for p in (path, path + ("&" if query else "?") + "x=1"):
+        assert server.get(p, headers={"If-None-Match": fast[1]["etag"]})[0] == 304
+
+
 def test_generate_grid_is_generate_grid_file_and_npz_is_sample(server, tmp_path):
     grid = tmp_path / "grid.png"
     result = CliRunner().invoke(cli, ["generate", "-m", MODEL, "-n", "12", "--seed", "9", "--label", "Bag", "--grid", str(grid)])
@@ -182,6 +201,9 @@ def test_bad_requests_are_one_line_json_4xx(server):
     _error(server.get(f"{IMG}/0/-1.png"), 422, "index")
     _error(server.get(f"{IMG}/zero/1.png"), 422, "seed")
     _error(server.get(f"{IMG}/0/1.png?truncation=0"), 422, "truncation")
+    _error(server.get(f"{IMG}/0/1.png?truncation=inf"), 400, "truncation")
+    _error(server.get(f"{IMG}/0/{1 << 63}.png"), 422, "index")
+    _error(server.get(f"{IMG}/0/1.png?label=Dragon"), 400, "unknown class 'Dragon'")
     _error(server.get("/v1/models/sr-x2/images/0/1.png"), 400, "upscaler", MODEL)
     _error(server.post(f"/v1/models/{MODEL}/upscale", _png((8, 8, 3)), "image/png"), 400, "generator", "sr-x2")
     _error(server.post("/v1/models/sr-x2/upscale", _png((8, 8, 3)), "text/plain"), 415, "image/png")

@@ -123,16 +123,16 @@ class Lanes:
 class Route:
     """Which way a call of batch size b runs fastest, measured on the calls themselves (no probe of its own).
 
-    The ways at a size are timed in rounds of short blocks: each way runs ``BLOCK`` calls in a row, of which the
-    first is not timed (the switch's cost: a pool that slept wakes, one that spins steals the other way's cores),
-    and the rounds repeat until every way has ``TRIALS`` timings, spread over the rounds so that a passing load
-    (another session's pool still spinning) hits every way alike. Then the way with the lowest median runs
-    (the first way unless another is ``MARGIN`` faster), and every ``RETRY`` calls at that size the ways are
-    timed again, so a machine whose load changes gets a new choice. Why measured: at batch 1 the multi-threaded session was 1.2-1.6x one thread on a quiet 2-core VM,
-    and 0.6-0.8x on the same VM shared with other work (its idle pool thread spins against the caller's Python
-    between calls; benchmarks/NOTES.md). Why blocks: timed strictly interleaved, every call paid the switch, and
-    on a quiet VM the route chose a way 1.3-1.5x slower than the best in 2 of 4 sizes. Thread-safe; timings of
-    calls that overlap others count all the same (they are what the caller gets).
+    The ways at a size are timed in rounds of short blocks: each way runs ``BLOCK`` calls in a row, of which the first
+    is not timed (the switch's cost: a pool that slept wakes, one that spins steals the other way's cores), and the
+    rounds repeat until every way has ``TRIALS`` timings, spread over the rounds so that a passing load (another
+    session's pool still spinning) hits every way alike. Then the way with the lowest median runs (the first way
+    unless another is ``MARGIN`` faster), and every ``RETRY`` calls at that size the ways are timed again, so a
+    machine whose load changes gets a new choice. Why measured: at batch 1 the multi-threaded session was 1.2-1.6x one
+    thread on a quiet 2-core VM, and 0.6-0.8x on the same VM shared with other work (its idle pool thread spins
+    against the caller's Python between calls; benchmarks/NOTES.md). Why blocks: timed strictly interleaved, every
+    call paid the switch, and on a quiet VM the route chose a way 1.3-1.5x slower than the best in 2 of 4 sizes.
+    Thread-safe; timings of calls that overlap others count all the same (they are what the caller gets).
     """
 
     TRIALS = 5

@@ -14,10 +14,12 @@ import hmac
 import inspect
 import io
 import json
+import logging
+import math
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -47,6 +49,12 @@ IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}  
 MAX_HEAVY_WAITING = 16  # whole runs and upscales queued behind the one running: more is 503
 MAX_INDEX = 1 << 62  # image indices and seeds: far beyond any run, inside numpy's int64/uint64
 IMMUTABLE = "public, max-age=31536000, immutable"
+IMAGE_ROUTE = "/v1/models/{name}/images/{seed}/{index}.png"
+CEILING_ROUTE = "/bench/fixed.png"
+# The image route as the fast path reads it: a served name, a seed and an index of at most 19 digits (the range
+# is checked after), and a query of at most one label and one truncation (a plain positive decimal).
+_IMAGE_PATH = re.compile(r"/v1/models/([^/]+)/images/(-?[0-9]{1,19})/([0-9]{1,19})\.png")
+_DECIMAL = re.compile(r"[0-9]{0,12}\.?[0-9]{1,12}")
 PUBLIC_PATHS = ("/", "/static/app.js", "/static/style.css", "/healthz")  # the page's files and liveness: no key needed
 
 
@@ -119,7 +127,7 @@ def create_app(config: ServeConfig) -> Any:
                                            lambda: {(n, ): b.waiting for n, b in batchers.items()})
     metrics.gauges["ganrt_heavy_waiting"] = ("Whole runs, upscales and translations running or waiting.",
                                             lambda: {("all",): heavy_waiting[0]})
-    # a run's header per generator (seed and truncation replaced per request): the provenance of its PNGs
+    # a run's header per generator (seed and truncation set per image on the lane): the provenance of its PNGs
     headers = {n: run_header(g, n=1, seed=0, labels=None, truncation=None, start=0, fmt="png",
                              shard_size=DEFAULT_SHARD_SIZE)[0] for n, g in generators.items()}
     page = {"/": (_static("index.html"), "text/html; charset=utf-8"),
@@ -165,8 +173,7 @@ def create_app(config: ServeConfig) -> Any:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:  # a bug: uvicorn also logs its traceback
-        first = str(exc).splitlines()[0][:200] if str(exc) else ""
-        return JSONResponse({"error": f"internal error ({type(exc).__name__}): {first}"}, status_code=500)
+        return _internal_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -189,32 +196,79 @@ def create_app(config: ServeConfig) -> Any:
             return index % gen.num_classes if gen.info.conditional else None  # a run's default: class i % K
         return gen.label_index(label)
 
-    async def wait_for(request: Request, future: asyncio.Future, on_leave=None) -> Any:
-        """The result of ``future``, or None when the client disconnects first (then ``future`` is cancelled:
-        queued work is dropped; ``on_leave`` tells running work to stop)."""
-        watcher = asyncio.ensure_future(_disconnected(request))
+    async def wait_for(receive, future: asyncio.Future, on_leave=None) -> Any:
+        """The result of ``future``, or None when the client disconnects first (``receive``: the request's ASGI
+        receive; then ``future`` is cancelled: queued work is dropped; ``on_leave`` tells running work to stop)."""
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        # the watcher cancels the future when the client leaves (callbacks, not asyncio.wait: its two waiter
+        # futures per call were a tenth of the event loop's time per image)
+        watcher.add_done_callback(lambda w: None if w.cancelled() else future.cancel())
         try:
-            await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            return await future
+        except asyncio.CancelledError:
+            if not watcher.done() or watcher.cancelled():
+                raise  # this request's task was cancelled (the server stops), not the client gone
         finally:
             watcher.cancel()
-        if future.done():
-            return future.result()
-        future.cancel()
         if on_leave is not None:
             on_leave()
         return None
 
-    async def single(request: Request, name: str, job: Job, etag: str) -> Response:
-        if etag in _if_none_match(request):
-            return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+    async def single(receive, if_none_match: str, name: str, job: Job, etag: str) -> tuple[int, bytes, dict[str, str]]:
+        """(status, body, headers) of one image: 304 when the client has it, 499 when it left before it was made."""
+        cache = {"ETag": etag, "Cache-Control": IMMUTABLE}
+        if etag in {t.strip() for t in if_none_match.split(",") if t.strip()}:
+            return 304, b"", cache
         try:
             future = batchers[name].submit(job)
         except QueueFull as exc:
             raise ApiError(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
-        png = await wait_for(request, future)
+        png = await wait_for(receive, future)
         if png is None:
-            return Response(status_code=499)  # nobody reads it: the client has gone
-        return Response(png, media_type="image/png", headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+            return 499, b"", {}  # nobody reads it: the client has gone
+        return 200, png, {"Content-Type": "image/png", **cache}
+
+    def image_job(name: str, seed: int, index: int, label: str | None, truncation: float | None) -> tuple[Job, str]:
+        """What image ``index`` of run ``seed`` needs (its job and ETag); ``ApiError`` / ``GanrtError`` if it can't be."""
+        gen = model_of(name, Generator, "generate images")
+        y = single_label(gen, label, index)
+        # what the PNG's bytes depend on (its text chunks name the served model and this ganrt)
+        key = f"{name}|{gen.sha256}|image|{seed}|{index}|{y}|{truncation!r}|{__version__}|{gen.provider}"
+        return Job(seed, index, y, truncation, header=headers[name]), '"' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
+
+
+    async def fast(scope: dict, receive, send) -> str | None:
+        """The image route (and the benchmark's ceiling route) for a well-formed GET, answered here without FastAPI's
+        routing, parameter validation and middleware (~60 % of the event loop's time per image, benchmarks/NOTES.md);
+        the same replies, bytes and headers. Returns the route served, or None: anything unusual (a bad number, an
+        unknown model or class, another query key) goes on to the declared route, which says what is wrong."""
+        path = scope["path"]
+        if path == CEILING_ROUTE and fixed_png is not None and not scope["query_string"]:
+            await _send_raw(send, 200, fixed_png, {"Content-Type": "image/png"})
+            return CEILING_ROUTE
+        m = _IMAGE_PATH.fullmatch(path)
+        query = _simple_query(scope["query_string"]) if m is not None else None
+        if query is None:
+            return None
+        seed, index = int(m[2]), int(m[3])
+        if not (-MAX_INDEX <= seed <= MAX_INDEX and index <= MAX_INDEX):
+            return None
+        try:
+            job, etag = image_job(m[1], seed, index, query.get("label"), query.get("truncation"))
+        except (ApiError, GanrtError):
+            return None
+        if_none_match = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), "")
+        try:
+            status, body, head = await single(receive, if_none_match, m[1], job, etag)
+        except ApiError as exc:  # a full queue
+            await JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)(scope, receive, send)
+            return IMAGE_ROUTE
+        except Exception as exc:  # a bug, answered as the app's own handler answers it (and logged, as uvicorn would)
+            logging.getLogger("uvicorn.error").exception("error in %s", path)
+            await _internal_error(exc)(scope, receive, send)
+            return IMAGE_ROUTE
+        await _send_raw(send, status, body, head)
+        return IMAGE_ROUTE
 
     async def run_heavy(request: Request, fn, *args) -> Any:
         """``fn(*args, stop)`` on the worker of whole runs and upscales; ``stop`` is set if the client leaves."""
@@ -225,7 +279,7 @@ def create_app(config: ServeConfig) -> Any:
         heavy_waiting[0] += 1
         try:
             future = asyncio.get_running_loop().run_in_executor(heavy, _unless_stopped, fn, args, stop)
-            return await wait_for(request, future, on_leave=stop.set)
+            return await wait_for(request.receive, future, on_leave=stop.set)
         finally:
             heavy_waiting[0] -= 1
 
@@ -250,15 +304,13 @@ def create_app(config: ServeConfig) -> Any:
     async def list_models() -> dict:
         return {"models": [{**m.settings(), "served_as": n, "kind": m.info.kind} for n, m in loaded.models.items()]}
 
-    @app.get("/v1/models/{name}/images/{seed}/{index}.png", response_class=Response,
+    @app.get(IMAGE_ROUTE, response_class=Response,
              summary="Image `index` of `ganrt generate --seed SEED`: the same PNG, byte for byte; immutable")
     async def image(request: Request, name: str, seed: Seed, index: Index, label: Label = None,
                     truncation: Truncation = None) -> Response:
-        gen = model_of(name, Generator, "generate images")
-        y = single_label(gen, label, index)
-        header = replace(headers[name], seed=seed, truncation=truncation)
-        etag = '"' + hashlib.sha256(json.dumps(header.png_text(index, y), sort_keys=True).encode()).hexdigest()[:40] + '"'
-        return await single(request, name, Job(seed, index, y, truncation, header=header), etag)
+        job, etag = image_job(name, seed, index, label, truncation)
+        status, body, head = await single(request.receive, request.headers.get("if-none-match", ""), name, job, etag)
+        return Response(body, status_code=status, headers=head)
 
     @app.get("/v1/models/{name}/walk/{seed_a}/{seed_b}/{index}.png", response_class=Response,
              summary="A fraction t of the way (slerp) from image `index` of run `seed_a` to image `index` of run `seed_b`")
@@ -270,7 +322,9 @@ def create_app(config: ServeConfig) -> Any:
         z = walk_latent(gen, seed_a, seed_b, index, t, truncation)
         key = f"{gen.sha256}|walk|{seed_a}|{seed_b}|{index}|{t!r}|{y}|{truncation!r}|{__version__}|{gen.provider}"
         etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
-        return await single(request, name, Job(seed_a, index, y, truncation, z=z), etag)
+        status, body, head = await single(request.receive, request.headers.get("if-none-match", ""), name,
+                                          Job(seed_a, index, y, truncation, z=z), etag)
+        return Response(body, status_code=status, headers=head)
 
     @app.post("/v1/models/{name}/generate", response_class=Response,
               summary="Images start .. start+n-1 of run `seed` as a PNG grid or an npz",
@@ -333,11 +387,11 @@ def create_app(config: ServeConfig) -> Any:
         return await image_to_image(request, model_of(name, Translator, "translate"), None)
 
     if fixed_png is not None:
-        @app.get("/bench/fixed.png", include_in_schema=False)
+        @app.get(CEILING_ROUTE, include_in_schema=False)
         async def fixed() -> Response:  # benchmarks/serve_load.py's ceiling: the same app, no model work
             return Response(fixed_png, media_type="image/png")
 
-    return _Middleware(app, metrics, config.api_key)
+    return _Middleware(app, metrics, config.api_key, fast)
 
 
 # -- work on threads ---------------------------------------------------------------------------------------
@@ -379,14 +433,48 @@ _NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": Fals
 
 
 # -- request helpers -----------------------------------------------------------------------------------------
-async def _disconnected(request: Request) -> None:
+def _internal_error(exc: Exception) -> JSONResponse:
+    first = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return JSONResponse({"error": f"internal error ({type(exc).__name__}): {first}"}, status_code=500)
+
+
+async def _disconnected(receive) -> None:
     """Returns when the client disconnects (uvicorn says so once the request body has been read)."""
-    while (await request.receive())["type"] != "http.disconnect":
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 
-def _if_none_match(request: Request) -> set[str]:
-    return {t.strip() for t in request.headers.get("if-none-match", "").split(",") if t.strip()}
+def _simple_query(raw: bytes) -> dict[str, Any] | None:
+    """An image request's query as the fast path takes it: {} or label (a class name or index: letters, digits,
+    ``-``, ``_``, ``/``, spaces as ``+`` or ``%20``) and truncation (a plain positive decimal), each at most once;
+    None for anything else (the declared route parses and answers it)."""
+    if not raw:
+        return {}
+    out: dict[str, Any] = {}
+    for part in raw.split(b"&"):
+        key, eq, value = part.partition(b"=")
+        key_text = key.decode("latin-1")
+        if not eq or key_text in out or key_text not in ("label", "truncation"):
+            return None
+        text = value.replace(b"+", b" ").replace(b"%20", b" ").decode("latin-1")
+        if "%" in text:
+            return None
+        if key_text == "truncation":
+            if not _DECIMAL.fullmatch(text) or not (float(text) > 0 and math.isfinite(float(text))):
+                return None
+            out["truncation"] = float(text)
+        else:
+            out["label"] = text if text else None
+    return out
+
+
+async def _send_raw(send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    """One whole reply as two ASGI messages (what a Starlette ``Response`` sends, without building one)."""
+    head = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if status not in (304, 204) and status >= 200:
+        head.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_type(request: Request, allowed: tuple[str, ...]) -> str:
@@ -429,8 +517,8 @@ def _validation_line(errors: list[dict], *, body: bool = False) -> str:
 class _Middleware:
     """Outermost ASGI layer: Bearer auth (``--api-key``) and the request metrics of every reply."""
 
-    def __init__(self, app: FastAPI, metrics: Metrics, api_key: str | None) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: FastAPI, metrics: Metrics, api_key: str | None, fast=None) -> None:
+        self.app, self.metrics, self._fast = app, metrics, fast
         self._key = None if api_key is None else f"Bearer {api_key}".encode()
         self.state = app.state
 
@@ -438,7 +526,7 @@ class _Middleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), [500]
+        started, status, served = time.perf_counter(), [500], None
 
         async def send_status(message: dict) -> None:
             if message["type"] == "http.response.start":
@@ -450,9 +538,13 @@ class _Middleware:
                 await JSONResponse({"error": "this server needs an API key: send the header Authorization: Bearer KEY"},
                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send_status)
                 return
+            if self._fast is not None and scope["method"] == "GET":
+                served = await self._fast(scope, receive, send_status)
+                if served is not None:
+                    return
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or ("auth" if status[0] == 401 else "unmatched")
+            route = served or getattr(scope.get("route"), "path", None) or ("auth" if status[0] == 401 else "unmatched")
             self.metrics.request(route, scope["method"], status[0], time.perf_counter() - started)
 
     def _authorized(self, scope: dict) -> bool:

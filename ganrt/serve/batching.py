@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,7 +34,8 @@ class QueueFull(Exception):
 
 @dataclass(frozen=True)
 class Job:
-    """One single image. ``header`` (the run's, seed and truncation set): a run image with its provenance;
+    """One single image. ``header`` (the run's; the job's seed and truncation go in it on the worker thread): a run
+    image with its provenance;
     ``z`` instead of (seed, index): explicit latents (a walk between two seeds), a PNG without text chunks."""
 
     seed: int
@@ -152,7 +153,9 @@ class Batcher:
         pngs: list[bytes] = [b""] * len(jobs)
         runs = [k for k, job in enumerate(jobs) if job.header is not None]
         if runs:
-            for k, data in zip(runs, run_pngs(images[runs], [(jobs[k].header, jobs[k].index, jobs[k].label) for k in runs])):
+            texts = [(replace(jobs[k].header, seed=jobs[k].seed, truncation=jobs[k].truncation), jobs[k].index, jobs[k].label)
+                     for k in runs]
+            for k, data in zip(runs, run_pngs(images[runs], texts)):
                 pngs[k] = data
         walks = [k for k, job in enumerate(jobs) if job.header is None]
         if walks:
