@@ -256,7 +256,8 @@ class Generator(LaneModel, Model):
              extra: dict[str, np.ndarray] | None = None, *, one_lane: bool = False) -> np.ndarray:
         """Images of latents z (B, nz) into ``out`` (B, H, W, C) uint8 (allocated when None); returns it.
 
-        A uint8 graph writes straight into ``out`` (IO binding: no output copy, no float array in Python).
+        A uint8 graph writes straight into ``out`` (IO binding, or for a small batch one copy from a plain run:
+        ``run.BIND_MIN_BYTES``; no float array in Python).
         ``extra``: optional inputs such as label_b / alpha (ganrt.evaluate.explore). ``one_lane``: the whole batch
         on the single-threaded lane session (a stream runs several such calls at once).
         """
