@@ -31,6 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+if not __package__:  # run as a script (python benchmarks/serve_load.py): the repository root on the path too
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.end_to_end import cpu_flags  # noqa: E402  (one reading of /proc/cpuinfo for every benchmark)
+
 MODEL = "fashion-cgan"
 CLIENTS = (1, 8, 32, 128)
 _BASE = itertools.count(0, 10**7)  # each point's images start at a fresh index: every image of a run is distinct
@@ -39,12 +44,6 @@ _BASE = itertools.count(0, 10**7)  # each point's images start at a fresh index:
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-
-
-def cpu_flags() -> list[str]:
-    from benchmarks.end_to_end import cpu_flags as flags  # one reading of /proc/cpuinfo for every benchmark
-
-    return flags()
 
 
 class Server:

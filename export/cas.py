@@ -10,6 +10,8 @@ seed also picks the generated images (sample seed) and the real subset.
 Generator-side levers, none of which retrains the GAN:
 - ``truncation``: the truncation trick (components of z beyond it are resampled);
 - ``balanced``: labels cycle over the classes (exactly n/K each) instead of uniform random labels;
+- ``spread``: latents of the prior scaled by this factor (> 1: more varied images than the prior the GAN was
+  trained on; the opposite of truncation);
 - ``keep`` < 1: draw n/keep images and keep, per class, the ``keep`` fraction that a classifier
   (the bundled ``fashion-classifier``, trained on the *real* training set) gives the highest
   probability of the class asked for. That classifier has seen the real labels; the score of a
@@ -52,8 +54,11 @@ class Variant:
     truncation: float | None = None
     keep: float = 1.0  # fraction kept per class by the filter classifier's confidence (1: no filter)
     balanced: bool = True  # labels cycle over the classes; False: uniform random labels
+    spread: float = 1.0  # latents scaled by this (1: the prior itself)
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.spread <= 10.0:
+            raise ParameterError(f"spread must be in (0, 10], got {self.spread}")
         if not 0.0 < self.keep <= 1.0:
             raise ParameterError(f"keep must be in (0, 1], got {self.keep}")
         if self.truncation is not None and not self.truncation > 0:
@@ -64,6 +69,8 @@ class Variant:
         parts = [] if self.balanced else ["random labels"]
         if self.truncation is not None:
             parts.append(f"truncation {self.truncation:g}")
+        if self.spread != 1.0:
+            parts.append(f"spread {self.spread:g}")
         if self.keep < 1.0:
             parts.append(f"keep {self.keep:g} by confidence")
         return ", ".join(parts) or "plain"
@@ -82,7 +89,7 @@ class Variant:
                     raise ValueError
                 if key == "truncation":
                     kw[key] = float(value)
-                elif key == "keep":
+                elif key in ("keep", "spread"):
                     kw[key] = float(value)
                 elif key == "balanced":
                     if value not in ("yes", "no"):
@@ -92,7 +99,7 @@ class Variant:
                     raise ValueError
             except ValueError:
                 raise ParameterError(f"bad variant item {item!r} in {text!r}; expected plain or "
-                                     "truncation=FLOAT,keep=FRACTION,balanced=yes|no") from None
+                                     "truncation=FLOAT,spread=FLOAT,keep=FRACTION,balanced=yes|no") from None
         return cls(**kw)
 
 
@@ -166,14 +173,14 @@ def synthetic_dataset(generator: Any, variant: Variant, n: int, *, seed: int, cl
     rng = np.random.default_rng(seed)
     want = balanced_labels(n, k) if variant.balanced else rng.integers(0, k, n)
     if variant.keep >= 1.0:
-        images = generator.sample(n, labels=want.tolist(), seed=seed, truncation=variant.truncation)
+        images = _draw(generator, want, seed, variant)
         labels = want
     else:
         if classifier is None:
             raise ParameterError("keep < 1 needs a classifier to filter with")
         per_class = np.bincount(want, minlength=k)
         draws = balanced_labels(k * math.ceil(per_class.max() / variant.keep), k)  # every class over-drawn alike
-        pool = generator.sample(len(draws), labels=draws.tolist(), seed=seed, truncation=variant.truncation)
+        pool = _draw(generator, draws, seed, variant)
         _, probs = classifier.predict(pool)
         conf = probs[np.arange(len(draws)), draws]  # (M,) p(asked class | image)
         chosen = []
@@ -184,6 +191,14 @@ def synthetic_dataset(generator: Any, variant: Variant, n: int, *, seed: int, cl
         images, labels = pool[order], draws[order]
     names = info.class_names or tuple(str(i) for i in range(k))
     return _dataset(images, labels, tuple(names), f"{n} images of {generator.name} ({variant.label})")
+
+
+def _draw(generator: Any, labels: np.ndarray, seed: int, variant: Variant) -> np.ndarray:
+    """Images 0 .. len(labels)-1 of run ``seed`` with these labels, latents as ``variant`` draws them."""
+    if variant.spread == 1.0:
+        return generator.sample(len(labels), labels=labels.tolist(), seed=seed, truncation=variant.truncation)
+    z = generator.latents(len(labels), seed=seed, truncation=variant.truncation) * np.float32(variant.spread)
+    return generator.render(z, labels)
 
 
 def real_subset(data: Dataset, n: int, *, seed: int) -> Dataset:

@@ -629,8 +629,9 @@ def spandrel_cmd(model, output, name, description, training_data, overwrite):
 @click.option("--model", "models", multiple=True, default=("fashion-cgan", "fashion-cgan-int8"), show_default=True,
               help="Conditional generator (name or .onnx); repeat for several.")
 @click.option("--variant", "variants", multiple=True, default=("plain",), show_default=True,
-              help="How samples are drawn: plain or e.g. truncation=1.5,keep=0.5,balanced=no (keep: the fraction kept "
-                   "per class by the filter classifier's confidence). Repeat for several; augmentation uses the first.")
+              help="How samples are drawn: plain or e.g. truncation=1.5,spread=1.2,keep=0.5,balanced=no (spread: latents "
+                   "scaled by it; keep: the fraction kept per class by the filter classifier's confidence). Repeat for "
+                   "several; augmentation uses the first.")
 @click.option("--n", type=click.IntRange(min=1), default=60_000, show_default=True, help="Images per training set.")
 @click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option("--width", type=click.IntRange(min=1), default=16, show_default=True)

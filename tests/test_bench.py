@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -236,3 +237,13 @@ def test_batch_size_is_measured_for_long_runs_and_changes_no_image(cgan_path, mo
         6400 // generator.TUNE_MIN_BATCHES] * generator.TUNE_MIN_BATCHES
     gen.__dict__["tuned_batch_size"] = 48
     assert np.array_equal(gen.sample(300, seed=4), gen.sample(300, seed=4, batch_size=7))
+
+
+def test_serve_load_runs_as_the_script_the_readme_names():
+    """README and docs/serve.md run ``python benchmarks/serve_load.py``: as a script it must still import the
+    benchmarks' shared helpers (a run once failed there, after its flags came from benchmarks.end_to_end)."""
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([sys.executable, "benchmarks/serve_load.py", "--help"], cwd=root, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "--seconds" in run.stdout

@@ -51,6 +51,20 @@ def test_filtering_keeps_the_most_confident_per_class_and_stays_balanced(cgan, c
         synthetic_dataset(cgan, Variant(keep=0.5), 40, seed=2)
 
 
+def test_spread_scales_the_latents_of_the_same_run(cgan):
+    """``spread=s``: image i is rendered from s times the latent of image i of the run (the same labels)."""
+    plain = synthetic_dataset(cgan, Variant(), 20, seed=3)
+    wide = synthetic_dataset(cgan, Variant.parse("spread=1.5"), 20, seed=3)
+    assert Variant.parse("spread=1.5").label == "spread 1.5"
+    assert np.array_equal(wide.labels.numpy(), plain.labels.numpy())
+    z = cgan.latents(20, seed=3)
+    expected = cgan.render(z * np.float32(1.5), plain.labels.numpy())
+    assert np.array_equal(wide.images.numpy().transpose(0, 2, 3, 1), expected)
+    assert not np.array_equal(wide.images.numpy(), plain.images.numpy())
+    with pytest.raises(ParameterError, match="spread"):
+        Variant.parse("spread=0")
+
+
 def test_real_subset_is_balanced_distinct_and_refuses_too_many():
     data = load_dataset("digits", split="train")
     sub = real_subset(data, 100, seed=1)
