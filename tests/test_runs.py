@@ -362,3 +362,14 @@ def test_resume_after_any_crash_state_ends_byte_identical(cgan, reference_runs, 
     (run / f".{images[0]}.12345.89abcdef.tmp").write_bytes(b"partial")
     ganrt.generate_run(cgan, run, n=7, seed=5, fmt=fmt, shard_size=3, batch_size=3, resume=True)
     assert snapshot(run) == snapshot(ref)
+
+
+def test_a_manifest_line_holds_every_field_of_an_entry():
+    """``entry_line`` lists the fields by hand (asdict was slow): a field added to Entry must reach the manifest."""
+    from dataclasses import asdict, fields
+
+    from ganrt.runs.format import Entry
+    from ganrt.runs.manifest import entry_line
+
+    entry = Entry(**{f.name: f"value {k}" for k, f in enumerate(fields(Entry))})
+    assert json.loads(entry_line(entry)) == asdict(entry)

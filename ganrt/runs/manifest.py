@@ -147,7 +147,10 @@ class RunHeader:
 
 def entry_line(entry: Entry) -> bytes:
     """One image's manifest line (keys sorted: the bytes depend only on the entry)."""
-    return (json.dumps(asdict(entry), sort_keys=True) + "\n").encode()
+    # the fields by hand, not dataclasses.asdict (which deep-copies each value: ~8 % of a PNG writer's time per image)
+    fields_ = {"index": entry.index, "label": entry.label, "file": entry.file, "file_sha256": entry.file_sha256,
+               "image_sha256": entry.image_sha256}
+    return (json.dumps(fields_, sort_keys=True) + "\n").encode()
 
 
 @dataclass(frozen=True)
