@@ -9,7 +9,7 @@ import time
 
 import uvicorn
 
-from ganrt.cli.serve import bind
+from ganrt.cli.serve import bind, uvicorn_config
 from ganrt.serve.app import create_app
 from ganrt.serve.config import ServeConfig
 
@@ -22,7 +22,7 @@ class Running:
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        self._server = uvicorn.Server(uvicorn_config(self.app))  # the settings `ganrt serve` runs with
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
     def __enter__(self) -> Running:

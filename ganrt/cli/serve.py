@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import signal
 import socket
+from typing import Any
 
 import click
 
@@ -43,7 +44,6 @@ def serve(host, port, models, max_batch, max_wait_ms, max_queue, max_n, max_body
     """Serve models over HTTP: images, runs, upscales, a web page at /, the API's schema at /docs."""
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise MissingDependencyError("ganrt serve needs FastAPI and uvicorn: pip install 'ganrt[serve]'")
-    import uvicorn
 
     from ganrt.serve.app import create_app
 
@@ -58,8 +58,7 @@ def serve(host, port, models, max_batch, max_wait_ms, max_queue, max_n, max_body
     served = ", ".join(app.state.loaded.models)
     click.echo(f"serving {served} on http://{_url_host(bound[0])}:{bound[1]} (page at /, API at /docs; "
                f"max batch {max_batch}, wait {max_wait_ms:g} ms)", err=True)
-    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=DRAIN_S,
-                                    lifespan="on"))
+    server = _Server(uvicorn_config(app, timeout_graceful_shutdown=DRAIN_S))
     server.run(sockets=[sock])  # SIGTERM / Ctrl-C: stop accepting, finish the requests under way, then exit
     click.echo("stopped: the requests under way were answered", err=True)
 
@@ -94,6 +93,13 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def uvicorn_config(app: Any, **options: Any) -> Any:
+    """uvicorn's settings for ``app`` (the CLI's and the tests' servers): warnings only, no access log, lifespan on."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **options)
 
 
 def _url_host(host: str) -> str:
