@@ -50,6 +50,15 @@ def test_models_shows_classes_only_for_models_that_have_them():
     assert "10 classes" in rows["fashion-cgan"]
     for name in ("fashion-dcgan", "sr-x4"):
         assert "classes" not in rows[name] and " - " not in rows[name]
+    # columns line up whatever the longest name: each model's description starts at the same column
+    starts = {line.index(load_description(name)) for name, line in rows.items()}
+    assert len(starts) == 1, starts
+
+
+def load_description(name: str) -> str:
+    import ganrt
+
+    return ganrt.load(name).info.description[:20]
 
 
 def test_the_readme_runtime_venv_is_ignored():

@@ -74,12 +74,15 @@ def models():
     if not bundled:
         click.echo("no bundled models are installed")
         return
+    rows = []
     for name in bundled:
         m = load(name)
-        default = "  (default)" if name == DEFAULT_MODEL else ""
-        shape = KINDS[m.info.kind].shape(m.info)
         classes = f"{m.num_classes:>3} classes" if m.num_classes else ""  # nothing for models without classes
-        click.echo(printable(f"{name:<20} {m.info.kind:<11} {shape:<9} {classes:<11}  {m.info.description}{default}"))
+        rows.append((name, m.info.kind, KINDS[m.info.kind].shape(m.info), classes,
+                     m.info.description + ("  (default)" if name == DEFAULT_MODEL else "")))
+    widths = [max(len(row[k]) for row in rows) for k in range(4)]  # columns as wide as their longest entry
+    for row in rows:
+        click.echo(printable("  ".join(f"{cell:<{w}}" for cell, w in zip(row[:4], widths)) + "  " + row[4]))
 
 
 @click.command()
