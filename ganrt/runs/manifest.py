@@ -147,10 +147,11 @@ class RunHeader:
 
 def entry_line(entry: Entry) -> bytes:
     """One image's manifest line (keys sorted: the bytes depend only on the entry)."""
-    # the fields by hand, not dataclasses.asdict (which deep-copies each value: ~8 % of a PNG writer's time per image)
-    fields_ = {"index": entry.index, "label": entry.label, "file": entry.file, "file_sha256": entry.file_sha256,
-               "image_sha256": entry.image_sha256}
-    return (json.dumps(fields_, sort_keys=True) + "\n").encode()
+    # getattr per field, not dataclasses.asdict (which deep-copies each value: ~8 % of a PNG writer's time per image)
+    return (json.dumps({name: getattr(entry, name) for name in _ENTRY_FIELDS}, sort_keys=True) + "\n").encode()
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 @dataclass(frozen=True)

@@ -232,10 +232,8 @@ def create_app(config: ServeConfig) -> Any:
         """What image ``index`` of run ``seed`` needs (its job and ETag); ``ApiError`` / ``GanrtError`` if it can't be."""
         gen = model_of(name, Generator, "generate images")
         y = single_label(gen, label, index)
-        # what the PNG's bytes depend on (its text chunks name the served model and this ganrt)
-        key = f"{name}|{gen.sha256}|image|{seed}|{index}|{y}|{truncation!r}|{__version__}|{gen.provider}"
-        return Job(seed, index, y, truncation, header=headers[name]), '"' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
-
+        # what the PNG's bytes depend on (its text chunks name the served model)
+        return Job(seed, index, y, truncation, header=headers[name]), _etag(gen, name, "image", seed, index, y, truncation)
 
     async def fast(scope: dict, receive, send) -> str | None:
         """The image route (and the benchmark's ceiling route) for a well-formed GET, answered here without FastAPI's
@@ -320,8 +318,7 @@ def create_app(config: ServeConfig) -> Any:
         gen = model_of(name, Generator, "generate images")
         y = single_label(gen, label, index)
         z = walk_latent(gen, seed_a, seed_b, index, t, truncation)
-        key = f"{gen.sha256}|walk|{seed_a}|{seed_b}|{index}|{t!r}|{y}|{truncation!r}|{__version__}|{gen.provider}"
-        etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
+        etag = _etag(gen, "walk", seed_a, seed_b, index, t, y, truncation)
         status, body, head = await single(request.receive, request.headers.get("if-none-match", ""), name,
                                           Job(seed_a, index, y, truncation, z=z), etag)
         return Response(body, status_code=status, headers=head)
@@ -433,6 +430,12 @@ _NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": Fals
 
 
 # -- request helpers -----------------------------------------------------------------------------------------
+def _etag(gen: Generator, *parts: Any) -> str:
+    """The ETag of a reply fully determined by ``parts`` and ``gen``'s file, provider and this ganrt's version."""
+    key = "|".join([gen.sha256, *map(repr, parts), __version__, gen.provider])
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
+
+
 def _internal_error(exc: Exception) -> JSONResponse:
     first = str(exc).splitlines()[0][:200] if str(exc) else ""
     return JSONResponse({"error": f"internal error ({type(exc).__name__}): {first}"}, status_code=500)
@@ -445,9 +448,9 @@ async def _disconnected(receive) -> None:
 
 
 def _simple_query(raw: bytes) -> dict[str, Any] | None:
-    """An image request's query as the fast path takes it: {} or label (a class name or index: letters, digits,
-    ``-``, ``_``, ``/``, spaces as ``+`` or ``%20``) and truncation (a plain positive decimal), each at most once;
-    None for anything else (the declared route parses and answers it)."""
+    """An image request's query as the fast path takes it: {} or label (any text with no %-escape but a space, as
+    ``+`` or ``%20``; the model checks the class) and truncation (a plain positive decimal), each at most once; None
+    for anything else (the declared route parses and answers it)."""
     if not raw:
         return {}
     out: dict[str, Any] = {}
