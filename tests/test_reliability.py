@@ -219,7 +219,7 @@ def damaged(lines: list[bytes], ops: list[tuple[str, int, int]]) -> list[bytes]:
     lines = list(lines)
     for what, k, b in ops:
         i = 1 + k % max(1, len(lines) - 1)
-        if i >= len(lines):
+        if i >= len(lines) or not lines[i]:  # no such line, or one an earlier cut left empty: nothing to damage
             continue
         line = lines[i]
         if what == "drop":
