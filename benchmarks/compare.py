@@ -16,7 +16,8 @@ Backends, each making uint8 NHWC images from fresh latents (or upscaling a 256x2
   the same ONNX file ganrt runs, compiled with the LATENCY or THROUGHPUT performance hint and ``threads``
   inference threads; generators get numpy latents (as ``ort-naive``) and the file's uint8 images, upscalers the
   float conversion and rounding by hand. THROUGHPUT splits a batch over the compiled model's optimal number
-  of infer requests (an ``AsyncInferQueue``), what that hint is for.
+  of infer requests (an ``AsyncInferQueue``), what that hint is for. Both in float32; on a CPU where OpenVINO
+  would pick bf16 by itself (AMX, AVX-512 BF16), ``openvino-latency-bf16`` is that default beside them.
 - ``ganrt-1lane`` (``--one-lane``, generators): the runtime with ``lanes=1``, each batch one multi-threaded run;
 - ``ganrt-fp16`` (``--fp16``): the fp16 variant made in the run by ``export.half`` (for ``--device cuda``);
 - ``ganrt-cudagraph`` (``--device cuda``, generators): the float32 file replayed from captured CUDA graphs;
@@ -162,7 +163,7 @@ class Subject:
 
     def _openvino(self, compiled, hint: str, b: int) -> np.ndarray:
         feeds = self._feeds(b)
-        if hint == "latency":
+        if hint.startswith("latency"):
             y = compiled(feeds)[compiled.outputs[0]]
         else:  # THROUGHPUT: the batch in parts, one per infer request, run at once
             import openvino as ov
@@ -352,13 +353,25 @@ def cpu_flags() -> str:
 
 
 def openvino_models(path: Path, threads: int) -> dict:
-    """hint -> OpenVINO's CPU compilation of the ONNX file ``path`` (dynamic batch) with that performance hint."""
+    """hint -> OpenVINO's CPU compilation of the ONNX file ``path`` (dynamic batch) with that performance hint.
+
+    ``latency`` and ``throughput`` compute in float32, as ganrt's fp32 file does: OpenVINO's CPU plugin otherwise
+    picks the CPU's own precision (bf16 on CPUs with AMX or AVX-512 BF16), a different computation. Where it would,
+    ``latency-bf16`` (say) is that default too, what a user who never sets the hint gets.
+    """
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(str(path))
-    return {hint.lower(): core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": threads})
-            for hint in ("LATENCY", "THROUGHPUT")}
+    settings = {"INFERENCE_NUM_THREADS": threads}
+    out = {hint.lower(): core.compile_model(model, "CPU", {**settings, "PERFORMANCE_HINT": hint,
+                                                           "INFERENCE_PRECISION_HINT": "f32"})
+           for hint in ("LATENCY", "THROUGHPUT")}
+    default = str(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))  # "<Type: 'bfloat16'>" or "f32"-like
+    if "float32" not in default and "f32" not in default:
+        precision = "bf16" if "bfloat16" in default else "f16" if "float16" in default else default
+        out[f"latency-{precision}"] = core.compile_model(model, "CPU", {**settings, "PERFORMANCE_HINT": "LATENCY"})
+    return out
 
 
 def subjects(names: list[str], tmp: Path, *, threads: int, device: str, compile_: bool, int8: bool = False,

@@ -106,20 +106,23 @@ def headline_table(data: dict[str, Any]) -> str:
 
 PEER_BACKENDS = (("ort-naive", "onnxruntime by hand"), ("ganrt", "ganrt fp32"), ("ganrt-stream", "ganrt streaming"),
                  ("ganrt-int8", "ganrt int8"), ("torch-compile", "torch.compile"), ("openvino-latency", "OpenVINO latency"),
-                 ("openvino-throughput", "OpenVINO throughput"))
+                 ("openvino-throughput", "OpenVINO throughput"), ("openvino-latency-bf16", "OpenVINO latency, bf16"))
 
 
 def peers_table(data: dict[str, Any]) -> str:
     """A ``compare --int8 --compile --openvino`` run: every model and batch size measured, images/s of each
-    backend and, in brackets, its ratio to ganrt fp32 (below 1: slower than ganrt); labelled by the CPU's flags."""
+    backend and, in brackets, its ratio to ganrt fp32 (below 1: slower than ganrt); labelled by the CPU's flags.
+    A backend the run has no record of gets no column."""
     rs = records(data)
     by_key = {(r.model, r.batch_size, r.backend): r for r in rs}
-    head = ["model", "batch", "torch eager", *(label for _, label in PEER_BACKENDS)]
+    ran = {r.backend for r in rs}
+    backends = [(b, label) for b, label in PEER_BACKENDS if b in ran or b == "ganrt"]
+    head = ["model", "batch", "torch eager", *(label for _, label in backends)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, batch in dict.fromkeys((r.model, r.batch_size) for r in rs):
         ours = by_key.get((model, batch, "ganrt"))
         row = [model, str(batch), rate(by_key[(model, batch, "torch")].images_per_s)]
-        for backend, _ in PEER_BACKENDS:
+        for backend, _ in backends:
             r = by_key.get((model, batch, backend))
             row.append("–" if r is None else rate(r.images_per_s) if backend == "ganrt" or ours is None
                        else f"{rate(r.images_per_s)} ({r.images_per_s / ours.images_per_s:.2f}×)")
@@ -165,6 +168,7 @@ TABLES: dict[str, Table] = {
     "compare-cpu": Table("docs/performance.md", "benchmarks/results/compare-cpu.json", compare_table),
     "headline-avx2": Table("README.md", "benchmarks/results/compare-cpu-avx2.json", peers_table),
     "compare-cpu-avx2": Table("docs/performance.md", "benchmarks/results/compare-cpu-avx2.json", compare_table),
+    "compare-cpu-amx": Table("docs/performance.md", "benchmarks/results/compare-cpu-amx.json", peers_table),
     "compare-cpu-1thread": Table("docs/performance.md", "benchmarks/results/compare-cpu-1thread.json", compare_table),
     "int8-rewrites-cpu": Table("docs/performance.md", "benchmarks/results/int8-rewrites-cpu.json", per_thread_tables),
     "end-to-end-cpu": Table("docs/performance.md", "benchmarks/results/end-to-end-cpu.json", end_to_end_table),

@@ -15,10 +15,15 @@ def test_openvino_runs_the_same_file_to_the_same_images(cgan_path):
     z = latent.sample_latents(0, range(5), gen.nz)
     labels = np.arange(5, dtype=np.int64) % gen.num_classes
     ours = gen.render(z, labels)
-    for hint, compiled in openvino_models(cgan_path, 1).items():
+    compiled_models = openvino_models(cgan_path, 1)
+    assert {"latency", "throughput"} <= set(compiled_models)
+    for hint, compiled in compiled_models.items():
         theirs = compiled({"z": z, "label": labels})[compiled.outputs[0]]
         assert theirs.dtype == np.uint8 and theirs.shape == ours.shape, hint
-        assert np.abs(theirs.astype(int) - ours.astype(int)).max() <= 1, hint  # another runtime's float rounding
+        if hint in ("latency", "throughput"):  # float32 like ganrt's: only another runtime's float rounding
+            assert np.abs(theirs.astype(int) - ours.astype(int)).max() <= 1, hint
+        else:  # the CPU's own lower precision (bf16 on AMX): the images, roughly
+            assert hint.startswith("latency-") and np.abs(theirs.astype(int) - ours.astype(int)).mean() < 8, hint
 
 
 def test_cpu_flags_name_vector_features_only():
