@@ -367,10 +367,9 @@ def openvino_models(path: Path, threads: int) -> dict:
     out = {hint.lower(): core.compile_model(model, "CPU", {**settings, "PERFORMANCE_HINT": hint,
                                                            "INFERENCE_PRECISION_HINT": "f32"})
            for hint in ("LATENCY", "THROUGHPUT")}
-    default = str(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))  # "<Type: 'bfloat16'>" or "f32"-like
-    if "float32" not in default and "f32" not in default:
-        precision = "bf16" if "bfloat16" in default else "f16" if "float16" in default else default
-        out[f"latency-{precision}"] = core.compile_model(model, "CPU", {**settings, "PERFORMANCE_HINT": "LATENCY"})
+    default = core.get_property("CPU", "INFERENCE_PRECISION_HINT")  # an ov.Type: bf16 on AMX, f32 on AVX2
+    if default != ov.Type.f32:
+        out[f"latency-{default.get_type_name()}"] = core.compile_model(model, "CPU", {**settings, "PERFORMANCE_HINT": "LATENCY"})
     return out
 
 

@@ -116,7 +116,7 @@ def peers_table(data: dict[str, Any]) -> str:
     rs = records(data)
     by_key = {(r.model, r.batch_size, r.backend): r for r in rs}
     ran = {r.backend for r in rs}
-    backends = [(b, label) for b, label in PEER_BACKENDS if b in ran or b == "ganrt"]
+    backends = [(b, label) for b, label in PEER_BACKENDS if b in ran]
     head = ["model", "batch", "torch eager", *(label for _, label in backends)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, batch in dict.fromkeys((r.model, r.batch_size) for r in rs):
