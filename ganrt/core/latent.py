@@ -198,9 +198,13 @@ def sample_latents(
     """
     if prior not in PRIORS:
         raise ParameterError(f"unknown latent prior {prior!r}; expected one of {', '.join(PRIORS)}")
-    t = check_truncation(truncation)
-    seed = check_seed(seed)
-    idx = as_indices(indices)
+    return draw_latents(check_seed(seed), as_indices(indices), nz, prior, check_truncation(truncation))
+
+
+def draw_latents(seed: int, idx: np.ndarray, nz: int, prior: str, t: float | None) -> np.ndarray:
+    """``sample_latents`` of arguments it has already checked: an int seed in MIN_SEED..MAX_SEED, indices (N,)
+    int64 >= 0, a prior of PRIORS, a checked truncation. A generator's own batches come here: at batch 1 the
+    checks were a tenth of the latents' time, and every argument was checked once for the whole run."""
     base = "uniform" if prior == "uniform" else "normal"
     keys = _keys(seed, idx)[:, None]  # (N, 1)
     z = _first_draw(keys, nz, base)  # (N, nz) float64

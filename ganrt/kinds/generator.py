@@ -7,8 +7,8 @@ threads and how a run is split (``start``) cannot change an image.
 
 from __future__ import annotations
 
+import functools
 import itertools
-import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -306,16 +306,17 @@ class Generator(LaneModel, Model):
         All arguments are checked before the first batch is made, so a bad one fails at once.
         ``labels`` may be one label for all, one per image (length n), or None (cycle classes).
         """
-        return self._stream(seed, truncation, *self._checked(n, labels, batch_size, start, truncation, seed))
+        return self._stream(*self._checked(n, labels, batch_size, start, truncation, seed))
 
     def _checked(self, n, labels, batch_size, start, truncation, seed=0) -> tuple:
-        """(n, label source, batch size, start) of a run, every argument checked (cheap checks first:
-        the batch size is tuned only for a request that is otherwise valid)."""
+        """(seed, truncation, n, label source, batch size, start) of a run -- ``_stream``'s arguments -- every
+        argument checked and normalised (cheap checks first: the batch size is tuned only for a request that
+        is otherwise valid)."""
         n = check_count("n", n)
         start = check_count("start", start, minimum=0)
-        latent.check_seed(seed)
+        seed = latent.check_seed(seed)
         latent.check_span(start, n)
-        latent.check_truncation(truncation)
+        truncation = latent.check_truncation(truncation)
         label_source = self._label_source(labels, n)
         if batch_size is not None:
             self.check_batch(min(check_count("batch_size", batch_size), n))
@@ -323,7 +324,7 @@ class Generator(LaneModel, Model):
             batch_size = (min(self.tuned_batch_size, max(DEFAULT_BATCH_SIZE, n // TUNE_MIN_BATCHES))
                           if n >= TUNE_MIN_N else DEFAULT_BATCH_SIZE)
         bs = check_count("batch_size", batch_size)
-        return n, label_source, bs, start
+        return seed, truncation, n, label_source, bs, start
 
     @cached_property
     def tuned_batch_size(self) -> int:
@@ -340,22 +341,26 @@ class Generator(LaneModel, Model):
 
         return tuning.fastest(stream, per_call=self.lanes)
 
+    def _batch(self, seed, truncation, n, label_source, bs, start, off: int, out: np.ndarray | None = None, *,
+               one_lane: bool = False) -> Batch:
+        """Batch ``off // bs`` of a checked run (``_checked``): images start+off .. of at most bs, made in place
+        in ``out`` (n, H, W, C) where given."""
+        idx = latent.index_range(start + off, start + min(off + bs, n))
+        z = latent.draw_latents(seed, idx, self.nz, self.prior, truncation)  # checked once for the run
+        ys = label_source(off, idx)
+        images = self._run(z, ys, None if out is None else out[off : off + len(idx)], one_lane=one_lane)
+        return Batch(start=start + off, images=images, labels=ys)
+
     def _stream(self, seed, truncation, n, label_source, bs, start, out: np.ndarray | None = None) -> Iterator[Batch]:
-        """Batches of images start .. start+n-1; with ``out`` (n, H, W, C) each batch is made in place there.
+        """Batches of images start .. start+n-1 of a checked run; with ``out`` (n, H, W, C) each batch is made in
+        place there.
 
         With lanes and more than one batch, ``lanes`` batches are made at once, one whole batch per lane,
         and yielded in order: while the caller holds batch k, batches k+1 .. k+lanes are being made.
         """
         lanes = self._lanes
         piped = lanes is not None and n > bs
-
-        def make(off: int) -> Batch:
-            idx = latent.index_range(start + off, start + min(off + bs, n))
-            z = latent.sample_latents(seed, idx, self.nz, prior=self.prior, truncation=truncation)
-            ys = label_source(off, idx)
-            images = self._run(z, ys, None if out is None else out[off : off + len(idx)], one_lane=piped)
-            return Batch(start=int(idx[0]), images=images, labels=ys)
-
+        make = functools.partial(self._batch, seed, truncation, n, label_source, bs, start, out=out, one_lane=piped)
         offsets = iter(range(0, n, bs))
         if not piped:
             yield from map(make, offsets)
@@ -384,11 +389,15 @@ class Generator(LaneModel, Model):
         """``n`` images as (n, H, W, C) uint8; see ``iter_batches`` for the arguments. The whole result is one
         array: n that cannot fit in memory is a ``ParameterError`` at once (``iter_batches`` streams any n)."""
         n = check_count("n", n)
-        check_fits(n * math.prod(self.image_shape), f"sample({n:,}) of {'x'.join(map(str, self.image_shape))} images",
+        h, w, c = self.image_shape
+        check_fits(n * h * w * c, f"sample({n:,}) of {h}x{w}x{c} images",
                    hint="stream them with iter_batches or generate_run (memory bounded by the batch)")
         run = self._checked(n, labels, batch_size, start, truncation, seed)
-        out = np.empty((run[0], *self.image_shape), dtype=np.uint8)
-        for _ in self._stream(seed, truncation, *run, out=out):  # each batch is made in place in out
+        out = np.empty((n, h, w, c), dtype=np.uint8)
+        if n <= run[4]:  # one batch (an app's sample(1)): made here, without a stream around it (~15 us at batch 1)
+            self._batch(*run, 0, out)
+            return out
+        for _ in self._stream(*run, out=out):  # each batch is made in place in out
             pass
         return out
 
