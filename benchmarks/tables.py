@@ -169,6 +169,7 @@ TABLES: dict[str, Table] = {
     "headline-avx2": Table("README.md", "benchmarks/results/compare-cpu-avx2.json", peers_table),
     "compare-cpu-avx2": Table("docs/performance.md", "benchmarks/results/compare-cpu-avx2.json", compare_table),
     "compare-cpu-amx": Table("docs/performance.md", "benchmarks/results/compare-cpu-amx.json", peers_table),
+    "compare-cpu-zen4": Table("docs/performance.md", "benchmarks/results/compare-cpu-zen4.json", peers_table),
     "compare-cpu-1thread": Table("docs/performance.md", "benchmarks/results/compare-cpu-1thread.json", compare_table),
     "int8-rewrites-cpu": Table("docs/performance.md", "benchmarks/results/int8-rewrites-cpu.json", per_thread_tables),
     "end-to-end-cpu": Table("docs/performance.md", "benchmarks/results/end-to-end-cpu.json", end_to_end_table),

@@ -247,13 +247,13 @@ def test_route_times_each_way_in_blocks_and_not_the_switch():
     assert set(ran[trial_calls:]) == {"threads"}
 
 
-@pytest.mark.parametrize(("lane_seconds", "chosen"), [(0.95, "threads"), (0.85, "lane")])
+@pytest.mark.parametrize(("lane_seconds", "chosen"), [(0.85, "threads"), (0.75, "lane")])
 def test_route_leaves_the_first_way_only_for_a_clear_gain(lane_seconds, chosen):
     """Within ``MARGIN`` of the first way (threads) another way's lower median is noise of a few calls: the route
     keeps threads; a way faster by more than the margin is chosen."""
     from ganrt.kinds.lanes import Route
 
-    assert Route.MARGIN == 0.1
+    assert Route.MARGIN == 0.2
     route = Route(lambda b: ("threads", "lane"))
     for _ in range(2 * Route.TRIALS * Route.BLOCK):
         way = route.pick(1)
