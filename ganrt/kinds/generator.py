@@ -394,9 +394,6 @@ class Generator(LaneModel, Model):
                    hint="stream them with iter_batches or generate_run (memory bounded by the batch)")
         run = self._checked(n, labels, batch_size, start, truncation, seed)
         out = np.empty((n, h, w, c), dtype=np.uint8)
-        if n <= run[4]:  # one batch (an app's sample(1)): made here, without a stream around it (~15 us at batch 1)
-            self._batch(*run, 0, out)
-            return out
         for _ in self._stream(*run, out=out):  # each batch is made in place in out
             pass
         return out
